@@ -1,0 +1,252 @@
+"""Long-running work as plain functions reporting through a small state object.
+
+A job is any callable ``fn(state, *args, **kwargs)``. It reports with
+``state.update(progress=..., status=...)`` and ``state.add_partial(item)`` and calls
+``state.check()`` often; ``check`` raises :class:`~engine.errors.Cancelled` once the
+user asked to cancel. ``JobRunner`` runs jobs one at a time on a worker thread; the
+Qt app adapts it to signals, the CLI prints progress to stderr.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import queue
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .errors import Cancelled, SonoscopeError
+
+Listener = Callable[["JobState"], None]
+
+
+class JobState:
+    """Progress (0..1), status text, partial results and a cancel flag, shared between a job and its observers."""
+
+    def __init__(self, listener: Listener | None = None, min_interval: float = 0.0) -> None:
+        self.progress = 0.0
+        self.status = ""
+        self.partials: list[Any] = []
+        self._cancel = threading.Event()
+        self._lock = threading.Lock()
+        self._listeners: list[Listener] = [listener] if listener else []
+        self._min_interval = min_interval
+        self._last_notify = 0.0
+
+    # -- called by the job -------------------------------------------------
+    def update(self, progress: float | None = None, status: str | None = None) -> None:
+        with self._lock:
+            if progress is not None:
+                self.progress = min(1.0, max(0.0, float(progress)))
+            if status is not None:
+                self.status = status
+        self._notify(force=progress is None or progress >= 1.0)
+        self.check()
+
+    def add_partial(self, item: Any) -> None:
+        with self._lock:
+            self.partials.append(item)
+        self._notify(force=True)
+
+    def check(self) -> None:
+        """Raise Cancelled if cancellation was requested. Call this often."""
+        if self._cancel.is_set():
+            raise Cancelled()
+
+    def sub(self, start: float, stop: float) -> "SubState":
+        """A view mapping this job's progress range [start, stop] to 0..1 for a sub-step."""
+        return SubState(self, start, stop)
+
+    # -- called by observers -------------------------------------------------
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def add_listener(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def _notify(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_notify < self._min_interval:
+            return
+        self._last_notify = now
+        for listener in list(self._listeners):
+            listener(self)
+
+
+class SubState:
+    """Maps progress of a sub-step into a slice of a parent JobState; everything else passes through."""
+
+    def __init__(self, parent: JobState | "SubState", start: float, stop: float) -> None:
+        self.parent, self.start, self.stop = parent, start, stop
+
+    def update(self, progress: float | None = None, status: str | None = None) -> None:
+        if progress is not None:
+            progress = self.start + (self.stop - self.start) * min(1.0, max(0.0, progress))
+        self.parent.update(progress, status)
+
+    def add_partial(self, item: Any) -> None:
+        self.parent.add_partial(item)
+
+    def check(self) -> None:
+        self.parent.check()
+
+    def sub(self, start: float, stop: float) -> "SubState":
+        return SubState(self, start, stop)
+
+    @property
+    def cancelled(self) -> bool:
+        return self.parent.cancelled
+
+
+def null_state() -> JobState:
+    """A state for callers that do not watch progress (library use)."""
+    return JobState()
+
+
+class JobStatus(enum.Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+_ids = itertools.count(1)
+
+
+@dataclass(eq=False)
+class Job:
+    """One unit of work submitted to a JobRunner."""
+
+    name: str
+    fn: Callable[..., Any]
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+    id: int = field(default_factory=lambda: next(_ids))
+    state: JobState = field(default_factory=JobState)
+    status: JobStatus = JobStatus.QUEUED
+    result: Any = None
+    error: str | None = None
+    detail: str | None = None  # traceback for unexpected errors
+    started: float | None = None
+    finished: float | None = None
+    _done: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def cancel(self) -> None:
+        self.state.cancel()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._done.wait(timeout)
+
+    @property
+    def elapsed(self) -> float:
+        if self.started is None:
+            return 0.0
+        return (self.finished or time.monotonic()) - self.started
+
+    @property
+    def remaining(self) -> float | None:
+        """Estimated seconds left, from progress so far (None until there is something to go on)."""
+        p = self.state.progress
+        if self.status is not JobStatus.RUNNING or p <= 0.01:
+            return None
+        return self.elapsed * (1.0 - p) / p
+
+
+def run_job(job: Job) -> Job:
+    """Run a job in the calling thread, recording its outcome on the Job object (never raises)."""
+    job.status = JobStatus.RUNNING
+    job.started = time.monotonic()
+    try:
+        job.state.check()
+        job.result = job.fn(job.state, *job.args, **job.kwargs)
+        job.status = JobStatus.DONE
+    except Cancelled:
+        job.status = JobStatus.CANCELLED
+        job.error = "Cancelled"
+    except SonoscopeError as e:
+        job.status = JobStatus.FAILED
+        job.error = str(e)
+    except MemoryError:
+        job.status = JobStatus.FAILED
+        job.error = "Out of memory"
+        job.detail = traceback.format_exc()
+    except Exception as e:  # unexpected: keep the traceback for the details view
+        job.status = JobStatus.FAILED
+        job.error = f"{type(e).__name__}: {e}"
+        job.detail = traceback.format_exc()
+    finally:
+        job.finished = time.monotonic()
+        job._done.set()
+    return job
+
+
+class JobRunner:
+    """Runs submitted jobs one after another on a single worker thread (the engine thread).
+
+    ``on_event(job, kind)`` is called from the worker thread with kind in
+    {"started", "progress", "partial", "finished"}; the Qt adapter turns these into
+    queued signals.
+    """
+
+    def __init__(self, on_event: Callable[[Job, str], None] | None = None, name: str = "engine") -> None:
+        self._queue: "queue.Queue[Job | None]" = queue.Queue()
+        self._on_event = on_event
+        self.jobs: list[Job] = []
+        self.current: Job | None = None
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Job:
+        job = Job(name, fn, args, kwargs)
+        npartials = [0]
+
+        def listener(state: JobState) -> None:
+            if self._on_event is None:
+                return
+            if len(state.partials) != npartials[0]:
+                npartials[0] = len(state.partials)
+                self._on_event(job, "partial")
+            else:
+                self._on_event(job, "progress")
+
+        job.state.add_listener(listener)
+        self.jobs.append(job)
+        self._queue.put(job)
+        return job
+
+    def cancel_all(self) -> None:
+        for job in self.jobs:
+            if job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
+                job.cancel()
+
+    def shutdown(self, wait: bool = True, timeout: float | None = 10.0) -> None:
+        self.cancel_all()
+        self._queue.put(None)
+        if wait:
+            self._thread.join(timeout)
+
+    def _emit(self, job: Job, kind: str) -> None:
+        if self._on_event is not None:
+            try:
+                self._on_event(job, kind)
+            except Exception:  # an observer's bug must not kill the engine thread
+                traceback.print_exc()
+
+    def _loop(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            self.current = job
+            self._emit(job, "started")
+            run_job(job)
+            self.current = None
+            self._emit(job, "finished")
