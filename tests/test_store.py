@@ -1,0 +1,243 @@
+"""The model store: packs (in place and assembled from parts), checksums, offline messages,
+URL downloads with resume against a local HTTP server, hub downloads' progress and cancel,
+imported folders, verify and remove."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import io
+import json
+import tarfile
+import threading
+from pathlib import Path
+
+import pytest
+
+from engine.errors import Cancelled, ChecksumMismatch, ModelError, ModelNotAvailable
+from engine.jobs import JobState
+from engine.store import MARKER, ModelStore
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_catalog(folder: Path, entries: list[dict]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "test.json").write_text(json.dumps(entries))
+    return folder
+
+
+def fake_pack(monkeypatch, name: str, root: Path, files: dict[str, bytes]) -> None:
+    """Make importlib.metadata find a distribution `name` whose files live under `root`."""
+    import importlib.metadata as md
+
+    for rel, data in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+
+    class Dist:
+        def locate_file(self, p):
+            return root / p
+
+    real = md.distribution
+
+    def distribution(n):
+        return Dist() if n == name else real(n)
+
+    monkeypatch.setattr(md, "distribution", distribution)
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    monkeypatch.delenv("SONOSCOPE_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    return lambda entries: ModelStore(tmp_path / "cache", write_catalog(tmp_path / "catalog", entries))
+
+
+def test_real_offline_packs_resolve_and_verify(tmp_path):
+    """The catalog's real packs (installed by the models extra) resolve in place and match their checksums."""
+    s = ModelStore(tmp_path / "cache")
+    for model_id, name in [("silero-vad", "silero_vad_16k.safetensors"),
+                           ("piper-en_US-joe-medium", "en_US-joe-medium.onnx")]:
+        assert s.installed_from(model_id).startswith("pack:")
+        folder = s.resolve(model_id)
+        assert (folder / name).is_file()
+        ok, msg = s.verify(model_id)
+        assert ok, msg
+    # resolving twice uses the remembered verification
+    marker = tmp_path / "cache" / ".verified" / "silero-vad.json"
+    assert marker.is_file()
+
+
+def test_pack_in_place_and_checksum_mismatch(store, tmp_path, monkeypatch):
+    data = b"weights" * 1000
+    fake_pack(monkeypatch, "fake-pack", tmp_path / "site", {"fake/m/model.bin": data, "fake/m/config.json": b"{}"})
+    s = store([{"id": "m", "task": "t", "family": "f", "sources": [
+        {"type": "pack", "package": "fake-pack", "files": {"model.bin": ["fake/m/model.bin"],
+                                                          "config.json": ["fake/m/config.json"]},
+         "sha256": {"model.bin": sha(data)}}]}])
+    assert s.resolve("m") == tmp_path / "site" / "fake" / "m"  # used in place, nothing copied
+    assert not s.cache_dir("m").exists()
+    # the pack gets damaged (same size, so the remembered stamp must still catch the new mtime)
+    import os
+    import time
+    p = tmp_path / "site" / "fake" / "m" / "model.bin"
+    p.write_bytes(b"X" + data[1:])
+    os.utime(p, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))
+    with pytest.raises(ChecksumMismatch, match="does not match its checksum.*reinstall"):
+        s.resolve("m")
+    ok, msg = s.verify("m")
+    assert not ok and "mismatch" in msg
+
+
+def test_pack_parts_are_concatenated_into_the_cache(store, tmp_path, monkeypatch):
+    a, b = b"A" * 3_000_000, b"B" * 1_234_567
+    fake_pack(monkeypatch, "parts-1", tmp_path / "site", {"p1/model.bin.part1": a, "p1/config.json": b"{}"})
+    import importlib.metadata as md
+    first = md.distribution
+
+    def distribution(n):  # two packages, one part each
+        if n == "parts-2":
+            class D:
+                def locate_file(self, p):
+                    return tmp_path / "site2" / p
+            return D()
+        return first(n)
+
+    (tmp_path / "site2" / "p2").mkdir(parents=True)
+    (tmp_path / "site2" / "p2" / "model.bin.part2").write_bytes(b)
+    monkeypatch.setattr(md, "distribution", distribution)
+    entry = {"id": "big", "task": "t", "family": "f", "sources": [
+        {"type": "pack", "package": "parts-1",
+         "files": {"model.bin": ["p1/model.bin.part1", "../site2/p2/model.bin.part2"],
+                   "config.json": ["p1/config.json"]},
+         "sha256": {"model.bin": sha(a + b)}}]}
+    seen = []
+    state = JobState(lambda st: seen.append(st.progress))
+    folder = store([entry]).resolve("big", state)
+    assert folder == tmp_path / "cache" / "big"
+    assert (folder / "model.bin").read_bytes() == a + b
+    assert (folder / MARKER).is_file()
+    assert seen[-1] == 1.0 and seen == sorted(seen)
+    # wrong checksum: nothing is left in the cache, not even a staging folder
+    entry["id"] = "big2"
+    entry["sources"][0]["sha256"]["model.bin"] = "0" * 64
+    with pytest.raises(ChecksumMismatch):
+        store([entry]).resolve("big2")
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["big"]
+
+
+def test_offline_with_nothing_cached_says_what_to_do(store, monkeypatch):
+    s = store([{"id": "w", "task": "t", "family": "f", "sources": [
+        {"type": "pack", "package": "no-such-pack-xyz", "files": {"a": ["a"]}},
+        {"type": "hub", "repo": "org/w", "files": ["a"]}]}])
+    monkeypatch.setenv("SONOSCOPE_OFFLINE", "1")
+    with pytest.raises(ModelNotAvailable) as e:
+        s.resolve("w")
+    msg = str(e.value)
+    assert "pip install no-such-pack-xyz" in msg and "models download w" in msg and "offline" in msg
+    with pytest.raises(ModelNotAvailable, match="unknown model 'nope'"):
+        s.resolve("nope")
+
+
+class RangeHandler(http.server.BaseHTTPRequestHandler):
+    payload = b""
+    requests: list = []
+    cut_after: int | None = None
+
+    def do_GET(self):  # noqa: N802
+        rng = self.headers.get("Range")
+        type(self).requests.append(rng)
+        start = int(rng.split("=")[1].rstrip("-")) if rng else 0
+        body = self.payload[start:]
+        self.send_response(206 if rng else 200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if type(self).cut_after is not None:  # drop the connection part-way through
+            self.wfile.write(body[: type(self).cut_after])
+            type(self).cut_after = None
+            return
+        self.wfile.write(body)
+
+    def log_message(self, *a):
+        pass
+
+
+def test_url_download_resumes_verifies_and_unpacks(store, tmp_path):
+    buf = io.BytesIO()
+    content = bytes(range(256)) * 4000
+    with tarfile.open(fileobj=buf, mode="w:gz") as t:
+        info = tarfile.TarInfo("model.data")
+        info.size = len(content)
+        t.addfile(info, io.BytesIO(content))
+    archive = buf.getvalue()
+    RangeHandler.payload, RangeHandler.requests, RangeHandler.cut_after = archive, [], len(archive) // 3
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RangeHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/2stems.tar.gz"
+        s = store([{"id": "u", "task": "t", "family": "f",
+                    "sources": [{"type": "url", "url": url, "sha256": sha(archive)}]}])
+        with pytest.raises((ModelNotAvailable, ChecksumMismatch)):
+            s.resolve("u")  # the connection broke part-way: nothing installed
+        assert not s.is_installed("u")
+        folder = s.resolve("u")  # second try resumes from where it stopped
+        assert RangeHandler.requests[-1] == f"bytes={len(archive) // 3}-"
+        assert (folder / "model.data").read_bytes() == content
+        assert s.verify("u")[0]
+        assert "removed" in s.remove("u") and not s.is_installed("u")
+    finally:
+        server.shutdown()
+
+
+def test_hub_download_reports_progress_and_cancels(store, tmp_path, monkeypatch):
+    import huggingface_hub
+
+    data = b"x" * 10_000
+
+    def fake_download(repo, filename, revision=None, local_dir=None, tqdm_class=None, **kw):
+        bar = tqdm_class(total=len(data), initial=0)
+        out = Path(local_dir) / filename
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(out, "wb") as f:
+            for i in range(0, len(data), 1000):
+                f.write(data[i:i + 1000])
+                bar.update(1000)
+        return str(out)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    s = store([{"id": "h", "task": "t", "family": "f", "sources": [
+        {"type": "hub", "repo": "org/h", "files": {"weights.bin": "sub/weights.bin"},
+         "sha256": {"weights.bin": sha(data)}}]}])
+    progress = []
+    folder = s.resolve("h", JobState(lambda st: progress.append(round(st.progress, 2))))
+    assert (folder / "weights.bin").read_bytes() == data
+    assert 0.5 in progress and progress[-1] == 1.0
+    s.remove("h")
+
+    state = JobState()
+    state.add_listener(lambda st: st.progress >= 0.3 and st.cancel())
+    with pytest.raises(Cancelled):
+        s.resolve("h", state)
+    assert not s.is_installed("h")
+    assert not [p for p in (tmp_path / "cache").iterdir() if p.name.startswith(".h.")]  # no staging left
+
+
+def test_import_local_folder_and_forget(store, tmp_path):
+    s = store([])
+    folder = tmp_path / "mymodel"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "whisper"}))
+    spec = s.import_folder(folder, task="transcribe")
+    assert spec.id == "local/mymodel" and spec.family == "whisper"
+    assert s.resolve("local/mymodel") == folder.resolve()
+    assert "local/mymodel" in [m.id for m in s.catalog("transcribe")]
+    assert "left in place" in s.remove("local/mymodel")
+    assert folder.is_dir()
+    with pytest.raises(ModelNotAvailable):
+        s.get("local/mymodel")
+    with pytest.raises(ModelError, match="empty"):
+        (tmp_path / "empty").mkdir()
+        s.import_folder(tmp_path / "empty")
