@@ -34,6 +34,7 @@ SAVE_FORMATS = {
     "wav": ("WAV", "PCM_16", ".wav"),
     "flac": ("FLAC", "PCM_16", ".flac"),
     "ogg": ("OGG", "VORBIS", ".ogg"),
+    "opus": ("OGG", "OPUS", ".opus"),
     "mp3": ("MP3", "MPEG_LAYER_III", ".mp3"),
     "aiff": ("AIFF", "PCM_16", ".aiff"),
 }
@@ -64,6 +65,11 @@ def _check_path(path: Path) -> None:
         raise NotAnAudioFile(f"{path.name}: is a folder, not an audio file")
     if not os.access(path, os.R_OK):
         raise AudioError(f"{path.name}: no permission to read this file")
+    try:  # os.access can say yes where opening fails (ACLs, network shares)
+        with open(path, "rb"):
+            pass
+    except PermissionError:
+        raise AudioError(f"{path.name}: no permission to read this file") from None
     if path.stat().st_size == 0:
         raise NotAnAudioFile(f"{path.name}: the file is empty (0 bytes)")
 
@@ -108,6 +114,8 @@ def _av_info(path: Path) -> AudioInfo | None:
                 seconds = c.duration / 1_000_000
             else:
                 seconds = 0.0
+            if rate <= 0 or channels <= 0:  # a demuxer guessed from the extension but found no audio
+                return None
             frames = int(round(seconds * rate))
             if frames <= 0:  # no duration in the header: count by decoding (rare, e.g. raw ADTS)
                 frames = sum(f.samples for f in c.decode(s))
@@ -221,9 +229,11 @@ def stream(path: str | os.PathLike, block_frames: int = BLOCK_FRAMES, sr: int | 
     done = 0
     for block in reader(path, block_frames, s0, s1):
         if check_finite and not np.isfinite(block).all():
-            bad = int((~np.isfinite(block)).sum())
-            raise InvalidAudio(f"{path.name}: {bad} samples are NaN or infinite near "
-                               f"{(s0 + done) / i.samplerate:.2f} s; the file is corrupt")
+            finite = np.isfinite(block)
+            bad = int((~finite).sum())
+            first = int(np.argmin(finite.all(axis=0)))
+            raise InvalidAudio(f"{path.name}: {bad} samples are NaN or infinite (first at "
+                               f"{(s0 + done + first) / i.samplerate:.3f} s); the file is corrupt")
         done += block.shape[1]
         if mono:
             block = to_mono(block)
@@ -232,7 +242,7 @@ def stream(path: str | os.PathLike, block_frames: int = BLOCK_FRAMES, sr: int | 
         if block.shape[-1]:
             yield block
     if resampler is not None:
-        tail = resampler.resample_chunk(np.zeros((0, 1 if mono else i.channels), np.float32), last=True).T
+        tail = resampler.resample_chunk(np.zeros((0,) if mono else (0, i.channels), np.float32), last=True).T
         if tail.shape[-1]:
             yield tail
     if done == 0:
@@ -355,6 +365,8 @@ def save(path: str | os.PathLike, audio: np.ndarray, sr: int, format: str | None
         data = np.clip(data, -1.0, 1.0)
     if fmt == "mp3" and sr not in (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000):
         raise InvalidAudio(f"MP3 cannot store {sr} Hz; resample to 44100 or 48000 Hz first")
+    if fmt == "opus" and sr not in (8000, 12000, 16000, 24000, 48000):
+        raise InvalidAudio(f"Opus cannot store {sr} Hz; resample to 48000 Hz first")
     try:
         with atomic_path(path) as tmp:
             sf.write(str(tmp), np.ascontiguousarray(data, dtype=np.float32), int(sr), subtype=subtype,

@@ -98,6 +98,8 @@ def overlap_add(fn: SegmentFn, source: np.ndarray | Source, segment: int, overla
             pad = [(0, 0)] * (chunk.ndim - 1) + [(0, segment - n)]
             chunk = np.pad(chunk, pad)
         y = np.asarray(fn(chunk))
+        if state is not None:  # cancelled while the model ran: deliver nothing more
+            state.check()
         if y.shape[-1] != segment * r:
             raise ValueError(f"segment function returned {y.shape[-1]} samples for {segment} "
                              f"(expected {segment * r})")

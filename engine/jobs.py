@@ -34,7 +34,7 @@ class JobState:
         self._lock = threading.Lock()
         self._listeners: list[Listener] = [listener] if listener else []
         self._min_interval = min_interval
-        self._last_notify = 0.0
+        self._last_notify = float("-inf")  # the first notification always passes
 
     # -- called by the job -------------------------------------------------
     def update(self, progress: float | None = None, status: str | None = None) -> None:
@@ -213,9 +213,9 @@ class JobRunner:
                 return
             if len(state.partials) != npartials[0]:
                 npartials[0] = len(state.partials)
-                self._on_event(job, "partial")
+                self._emit(job, "partial")
             else:
-                self._on_event(job, "progress")
+                self._emit(job, "progress")
 
         job.state.add_listener(listener)
         self.jobs.append(job)
