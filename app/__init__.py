@@ -1,0 +1,92 @@
+"""Sonoscope's desktop app (PySide6 + pyqtgraph).
+
+``run_app(paths)`` starts it. Nothing here imports torch or model code: the window paints
+first; panels (which may pull heavier modules) are created right after the first paint.
+
+Environment for tests and measurements:
+``SONOSCOPE_SETTINGS`` -- an INI file to use instead of the user's settings;
+``SONOSCOPE_STARTUP_REPORT`` -- write a JSON with the time to first paint (seconds since the
+process started) and whether torch was imported by then;
+``SONOSCOPE_EXIT_AFTER`` -- quit this many milliseconds after the panels are loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+__all__ = ["run_app", "create_window"]
+
+
+def _process_age() -> float:
+    try:
+        import psutil
+
+        return time.time() - psutil.Process().create_time()
+    except Exception:
+        return float("nan")
+
+
+def compute_note() -> str:
+    """Where models will run, found without importing torch."""
+    cuda = os.path.exists("/proc/driver/nvidia/version") or os.path.exists("/dev/nvidia0")
+    if sys.platform == "darwin":
+        return "Compute: Apple GPU (MPS) if available, else CPU"
+    return "Compute: CUDA GPU" if cuda else "Compute: no GPU found — models run on the CPU"
+
+
+def create_window(paths=(), settings=None, audio=None):
+    """Build the context and the main window (no event loop). Returns the window; ``window.ctx``."""
+    from .context import AppContext
+    from .engine_bridge import EngineBridge
+    from .main_window import MainWindow
+    from .player import PlayerController
+    from .settings import OUTPUT_DEVICE, Settings
+
+    if audio is None:
+        from engine import live
+
+        audio = live.availability()
+    settings = settings or Settings()
+    bridge = EngineBridge()
+    player = PlayerController(settings.get(OUTPUT_DEVICE), audio.output_ok, audio.output_reason)
+    ctx = AppContext(settings, bridge, player, audio)
+    bridge.setParent(ctx)
+    player.setParent(ctx)
+    window = MainWindow(ctx, compute_note())
+    if paths:
+        window.add_paths(list(paths))
+    return window
+
+
+def run_app(paths: list[str] | None = None) -> int:
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("Sonoscope")
+    app.setOrganizationName("Sonoscope")
+    app.setDesktopFileName("sonoscope")
+    window = create_window(paths or [])
+    report = os.environ.get("SONOSCOPE_STARTUP_REPORT")
+    exit_after = os.environ.get("SONOSCOPE_EXIT_AFTER")
+    info: dict = {}
+
+    def painted() -> None:
+        info["first_paint_s"] = _process_age()
+        info["torch_imported_at_first_paint"] = "torch" in sys.modules
+        window.load_panels()
+        info["panels_loaded_s"] = _process_age()
+        info["panels"] = list(window.panels)
+        if report:
+            with open(report, "w") as f:
+                json.dump(info, f)
+        if exit_after is not None:
+            QTimer.singleShot(int(exit_after), window.close)
+
+    window.firstPaint.connect(painted)
+    window.show()
+    code = app.exec()
+    return int(code)

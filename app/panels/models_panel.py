@@ -1,0 +1,201 @@
+"""Model manager over engine.store: catalog, install/download with progress, verify, delete,
+open folder, import a local folder. All store work runs as jobs (engine thread)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QUrl, Signal, Slot
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QHeaderView, QInputDialog, QLabel, QPushButton,
+                               QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
+
+from ..threads import emit
+
+COLS = ("Model", "Task", "Size", "License", "Installed", "Id")
+
+
+def _store():
+    from engine.store import default_store
+
+    return default_store()
+
+
+def install_model(state, model_id: str) -> str:
+    return str(_store().resolve(model_id, state))
+
+
+def verify_model(state, model_id: str) -> tuple[bool, str]:
+    return _store().verify(model_id, state)
+
+
+def remove_model(state, model_id: str) -> str:
+    return _store().remove(model_id)
+
+
+def import_model(state, folder: str, model_id: str | None) -> str:
+    spec = _store().import_folder(folder, model_id)
+    return spec.id
+
+
+class ModelsPanel(QWidget):
+    title = "Models"
+    area = "tab"
+    _listed = Signal(object, str)   # rows, error
+
+    def __init__(self, ctx, parent=None) -> None:
+        super().__init__(parent)
+        self.ctx = ctx
+        self.setAccessibleName("Model manager")
+        self.tree = QTreeWidget(self)
+        self.tree.setAccessibleName("Model catalog")
+        self.tree.setHeaderLabels(list(COLS))
+        self.tree.setRootIsDecorated(False)
+        self.tree.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.summary = QLabel("", self)
+        self.summary.setAccessibleName("Catalog summary")
+        self.info = QLabel("", self)
+        self.info.setAccessibleName("Last model action")
+        self.info.setWordWrap(True)
+        self.buttons: dict[str, QPushButton] = {}
+        bar = QHBoxLayout()
+        for name, tip, slot in (
+                ("Install", "Install from an offline pack or download it (progress in Jobs)", self.install),
+                ("Verify", "Check the installed files against their checksums", self.verify),
+                ("Delete", "Delete the cached files (imported folders are only forgotten)", self.delete),
+                ("Open folder", "Show the model's files in the file manager", self.open_folder),
+                ("Import folder…", "Register a local model folder", self.import_folder),
+                ("Refresh", "Re-read the catalog", self.refresh)):
+            b = QPushButton(name, self)
+            b.setToolTip(tip)
+            b.setAccessibleName(name.rstrip("…") + " model")
+            b.clicked.connect(slot)
+            bar.addWidget(b)
+            self.buttons[name] = b
+        bar.addStretch(1)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.tree, 1)
+        lay.addWidget(self.summary)
+        lay.addWidget(self.info)
+        lay.addLayout(bar)
+        self.tree.itemSelectionChanged.connect(self._selected)
+        self._listed.connect(self._fill)
+        self._sorted_once = False
+        self.refresh()
+        self._selected()
+
+    # -- listing ----------------------------------------------------------------------------
+    @Slot()
+    def refresh(self) -> None:
+        def work() -> None:
+            try:
+                store = _store()
+                store._catalog = None  # re-read the JSON files
+                rows = []
+                for s in store.catalog():
+                    try:
+                        where = store.installed_from(s.id)
+                    except Exception as e:  # one broken entry must not hide the rest
+                        where = f"error: {e}"
+                    rows.append((s, where, store.root))
+                emit(self._listed, rows, "")
+            except Exception as e:
+                emit(self._listed, [], f"Cannot read the model catalog: {e}")
+
+        threading.Thread(target=work, name="sonoscope-models", daemon=True).start()
+
+    @Slot(object, str)
+    def _fill(self, rows, error: str) -> None:
+        selected = self.current_id()
+        self.tree.setSortingEnabled(False)
+        self.tree.clear()
+        for spec, where, root in sorted(rows, key=lambda r: (r[0].task, r[0].name.lower())):
+            item = QTreeWidgetItem([spec.name, spec.task, f"{spec.size_mb:.0f} MB" if spec.size_mb else "",
+                                    spec.license, where or "no", spec.id])
+            item.setToolTip(0, spec.description)
+            self.tree.addTopLevelItem(item)
+            if spec.id == selected:
+                item.setSelected(True)
+        if not self._sorted_once:  # keep whatever order the user clicked afterwards
+            self._sorted_once = True
+            self.tree.sortItems(1, Qt.SortOrder.AscendingOrder)
+        self.tree.setSortingEnabled(True)
+        for c in range(1, len(COLS)):
+            self.tree.resizeColumnToContents(c)
+        if error:
+            self.summary.setText(error)
+        elif rows:
+            self.summary.setText(f"{len(rows)} models; cache folder: {rows[0][2]}")
+        else:
+            self.summary.setText("The catalog is empty.")
+        self._selected()
+
+    def current_id(self) -> str | None:
+        items = self.tree.selectedItems()
+        return items[0].text(5) if items else None
+
+    @Slot()
+    def _selected(self) -> None:
+        item = self.tree.selectedItems()[0] if self.tree.selectedItems() else None
+        installed = item is not None and item.text(4) not in ("no", "")
+        self.buttons["Install"].setEnabled(item is not None and not installed)
+        for name in ("Verify", "Delete", "Open folder"):
+            self.buttons[name].setEnabled(installed)
+
+    # -- actions ----------------------------------------------------------------------------
+    def _run(self, title: str, fn, *args, done=None):
+        job = self.ctx.submit(title, fn, *args)
+        self.ctx.jobs.when_done(job, lambda j: (done(j) if done else None, self.refresh()))
+        return job
+
+    @Slot()
+    def install(self):
+        mid = self.current_id()
+        if mid:
+            return self._run(f"Install model {mid}", install_model, mid,
+                             done=lambda j: self.ctx.status(f"{mid} installed in {j.result}" if j.result else
+                                                            f"{mid}: {j.error}", 8000))
+
+    @Slot()
+    def verify(self):
+        mid = self.current_id()
+        if mid:
+            return self._run(f"Verify model {mid}", verify_model, mid,
+                             done=lambda j: self.info.setText(j.result[1] if j.result else (j.error or "")))
+
+    @Slot()
+    def delete(self):
+        mid = self.current_id()
+        if mid:
+            return self._run(f"Delete model {mid}", remove_model, mid,
+                             done=lambda j: self.info.setText(j.result or j.error or ""))
+
+    @Slot()
+    def open_folder(self) -> None:
+        mid = self.current_id()
+        if not mid:
+            return
+        try:
+            folder = _store().path(mid)
+        except Exception as e:
+            self.info.setText(str(e))
+            return
+        if folder is None:
+            self.info.setText(f"{mid} has no folder yet: install it first")
+            return
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+        self.info.setText(str(folder))
+
+    @Slot()
+    def import_folder(self, folder: str | None = None, model_id: str | None = None):
+        if folder is None:
+            folder = QFileDialog.getExistingDirectory(self, "Import a model folder")
+            if not folder:
+                return None
+            model_id, ok = QInputDialog.getText(self, "Import model", "Model id:",
+                                                text=f"local/{Path(folder).name}")
+            if not ok:
+                return None
+        return self._run(f"Import model folder {Path(folder).name}", import_model, folder, model_id or None,
+                         done=lambda j: self.info.setText(f"imported {j.result}" if j.result else j.error or ""))

@@ -1,0 +1,436 @@
+"""The desktop app with Qt offscreen: file list and drops, waveform pixels, jobs, models, settings,
+long files, start-up time and the no-audio-device path."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl  # noqa: E402
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage  # noqa: E402
+from PySide6.QtWidgets import QApplication, QDialog, QMessageBox  # noqa: E402
+
+from app import create_window  # noqa: E402
+from app import settings as S  # noqa: E402
+from engine.live import Availability  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+SOUND_ICONS = Path("/usr/share/sounds/sound-icons")
+NO_AUDIO = Availability(False, False, "no audio input device was found (test)",
+                        "no audio output device was found (test)")
+
+
+def make_settings(tmp_path) -> S.Settings:
+    st = S.Settings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    st.set(S.OUTPUT_DIR, str(tmp_path / "session"))
+    return st
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, monkeypatch):
+    # no modal dialog may ever pop up in these tests
+    def no_dialog(*a, **k):
+        raise AssertionError(f"a modal dialog was opened: {a[1:3]}")
+
+    for name in ("critical", "warning", "information", "question"):
+        monkeypatch.setattr(QMessageBox, name, no_dialog)
+    monkeypatch.setenv("SONOSCOPE_MODELS", str(tmp_path / "models"))
+    w = create_window(settings=make_settings(tmp_path), audio=NO_AUDIO)
+    qtbot.addWidget(w)
+    w.resize(1200, 800)
+    w.show()
+    w.load_panels()
+    qtbot.waitExposed(w)
+    yield w
+    w.close()
+
+
+def drop(widget, paths) -> None:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    pos = QPointF(widget.width() / 2, widget.height() / 2)
+    actions = Qt.DropAction.CopyAction
+    enter = QDragEnterEvent(pos.toPoint(), actions, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(widget, enter)
+    assert enter.isAccepted()
+    ev = QDropEvent(pos, actions, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(widget, ev)
+    assert ev.isAccepted()
+
+
+def colour_pixels(img: QImage, rgb, tol: int = 40) -> int:
+    img = img.convertToFormat(QImage.Format.Format_RGB32)
+    a = np.frombuffer(img.constBits(), np.uint8).reshape(img.height(), img.bytesPerLine() // 4, 4)
+    b, g, r = a[..., 0].astype(int), a[..., 1].astype(int), a[..., 2].astype(int)
+    return int(((abs(r - rgb[0]) < tol) & (abs(g - rgb[1]) < tol) & (abs(b - rgb[2]) < tol)).sum())
+
+
+def test_drop_files_shows_rows_and_waveform(window, qtbot, tmp_path):
+    good = tmp_path / "chirp.wav"
+    sr = 22050
+    t = np.arange(int(1.5 * sr)) / sr
+    sf.write(str(good), (0.7 * np.sin(2 * np.pi * (200 + 800 * t) * t)).astype(np.float32), sr)
+    stereo = tmp_path / "stereo.flac"
+    sf.write(str(stereo), np.zeros((8000, 2), np.float32) + 0.1, 8000)
+    bad = tmp_path / "notes.wav"
+    bad.write_text("this is not audio")
+    empty = tmp_path / "empty.mp3"
+    empty.write_bytes(b"")
+    wf = window.file_view.waveform
+    blue = (70, 160, 255)
+    before = wf.grab().toImage()
+    assert colour_pixels(before, blue) < 50
+    drop(window.file_list, [good, stereo, bad, empty])
+    fl = window.file_list
+    qtbot.waitUntil(lambda: fl.pending() == 0, timeout=5000)
+    rows = {Path(r["path"]).name: r for r in fl.rows()}
+    assert len(rows) == 4
+    assert rows["chirp.wav"]["ok"] and rows["chirp.wav"]["texts"][1:] == ["1.50 s", "22.05 kHz", "mono"]
+    assert rows["stereo.flac"]["texts"][1:] == ["1.00 s", "8 kHz", "stereo"]
+    for name, why in (("notes.wav", "not a readable audio file"), ("empty.mp3", "empty")):
+        r = rows[name]
+        assert r["ok"] is False and r["texts"][1] == "error"
+        assert why in r["texts"][0] and why in r["tooltip"]
+    # the first good file got selected and its waveform drawn
+    qtbot.waitUntil(lambda: window.file_view.overview is not None and window.file_view.overview.complete,
+                    timeout=5000)
+    assert window.ctx.current_path == good
+    qtbot.wait(50)
+    after = wf.grab().toImage()
+    assert colour_pixels(after, blue) > 2000
+    # dropping the same file again adds no row; a folder adds the audio inside it
+    drop(window, [good, SOUND_ICONS])
+    qtbot.waitUntil(lambda: fl.pending() == 0, timeout=10000)
+    n_icons = len([p for p in SOUND_ICONS.iterdir() if p.suffix == ".wav"])
+    assert len(fl.rows()) == 4 + n_icons
+    assert not [w for w in QApplication.topLevelWidgets() if isinstance(w, QDialog) and w.isVisible()]
+
+
+def test_waveform_envelope_matches_signal(window, qtbot, tmp_path):
+    """The drawn min/max envelope covers the signal's true extremes in each part of the file."""
+    sr = 8000
+    x = np.zeros(sr * 4, np.float32)
+    x[sr:2 * sr] = 0.9 * np.sin(np.arange(sr) * 0.3)    # loud second 1
+    x[3 * sr:] = 0.2 * np.sin(np.arange(sr) * 0.3)      # quiet second 3
+    p = tmp_path / "steps.wav"
+    sf.write(str(p), x, sr, subtype="FLOAT")
+    window.file_list.add_paths([p])
+    qtbot.waitUntil(lambda: window.file_view.overview is not None and window.file_view.overview.complete,
+                    timeout=5000)
+    ov = window.file_view.overview
+    times, mn, mx, size = ov.envelope(0, 4, 400)
+    for (a, b), peak in (((0.05, 0.95), 0.0), ((1.05, 1.95), 0.9), ((3.05, 3.95), 0.2)):
+        sel = (times > a) & (times < b)
+        assert abs(mx[sel].max() - peak) < 0.01 and abs(mn[sel].min() + peak) < 0.01
+    assert len(times) <= 4 * 400 + 2
+    xs, ys = window.file_view.waveform.curve.getData()
+    assert len(xs) <= 8 * window.file_view.waveform.width() + 8  # never every sample
+    # the spectrogram image shows energy where the loud part is
+    img = window.file_view.spectrogram.image.image
+    assert img is not None and img.shape[1] > 100
+    cols = img.max(axis=0)
+    n = img.shape[1]
+    assert cols[int(n * 0.35):int(n * 0.45)].mean() > cols[int(n * 0.1):int(n * 0.2)].mean() + 40
+
+
+def test_long_file_opens_quickly(window, qtbot, tmp_path):
+    """One hour at 16 kHz: the overview builds in seconds and redraws never plot every sample."""
+    sr = 16000
+    path = tmp_path / "hour.wav"
+    block = (0.3 * np.sin(2 * np.pi * 300 * np.arange(sr * 60) / sr)).astype(np.float32)
+    with sf.SoundFile(str(path), "w", sr, 1, "PCM_16") as f:
+        for k in range(60):
+            f.write(block * (0.2 + 0.8 * (k % 2)))
+    t0 = time.monotonic()
+    window.file_list.add_paths([path])
+    fv = window.file_view
+    qtbot.waitUntil(lambda: fv.overview is not None, timeout=5000)
+    first = time.monotonic() - t0  # first (partial) picture on screen
+    qtbot.waitUntil(lambda: fv.overview is not None and fv.overview.complete, timeout=60000)
+    total = time.monotonic() - t0
+    ov = fv.overview
+    assert abs(ov.duration - 3600) < 1e-6
+    assert first < 3.0 and total < 30.0, (first, total)
+    wf = fv.waveform
+    t = time.monotonic()
+    for a in (0, 600, 1800, 3599):
+        wf.set_view(a, a + 1.0 if a < 3599 else 3600)
+        wf.redraw()
+        n_points = sum(len(c.getData()[0]) for c in (wf.curve, wf.line) if c.getData()[0] is not None)
+        assert 0 < n_points <= 8 * wf.width() + 8
+    wf.set_view(0, 3600)
+    wf.redraw()
+    redraw = (time.monotonic() - t) / 5
+    assert redraw < 0.2, redraw
+    xs, ys = wf.curve.getData()
+    assert len(xs) <= 8 * wf.width() + 8
+    # minute 1 is loud, minute 0 quiet: visible in the envelope
+    times, mn, mx, _ = ov.envelope(0, 3600, 1000)
+    assert mx[(times > 65) & (times < 115)].max() > 0.28 and mx[(times > 5) & (times < 55)].max() < 0.07
+    print(f"\n1 h file: first picture {first:.2f} s, complete overview {total:.2f} s, redraw {redraw * 1000:.1f} ms")
+
+
+def test_jobs_panel_progress_cancel_and_errors(window, qtbot):
+    from engine.errors import AudioError
+
+    panel = window.panels["JobsPanel"]
+    ctx = window.ctx
+
+    def slow(state, n):
+        for i in range(n):
+            state.update(progress=i / n, status=f"step {i}")
+            time.sleep(0.01)
+        return "ok"
+
+    def broken(state):
+        raise AudioError("the disk is full")
+
+    job1 = ctx.submit("slow job", slow, 20)
+    job2 = ctx.submit("endless job", slow, 100000)
+    job3 = ctx.submit("broken job", broken)
+    seen = []
+    ctx.jobs.when_done(job1, lambda j: seen.append(j.result))
+    qtbot.waitUntil(lambda: seen == ["ok"], timeout=5000)
+    qtbot.waitUntil(lambda: job2.state.progress > 0, timeout=5000)
+    rows = {r["name"]: r for r in panel.rows()}
+    assert rows["slow job"]["status"] == "done" and rows["slow job"]["progress"] == 1.0
+    assert not rows["slow job"]["cancel_enabled"] and rows["endless job"]["cancel_enabled"]
+    window.actions_["cancel"].trigger()  # Esc: cancel all
+    qtbot.waitUntil(lambda: job3.finished is not None, timeout=5000)
+    qtbot.waitUntil(lambda: {r["name"]: r for r in panel.rows()}["broken job"]["status"].startswith(("failed", "cancel")),
+                    timeout=5000)
+    rows = {r["name"]: r for r in panel.rows()}
+    assert rows["endless job"]["status"] == "cancelled"
+    # job3 was queued when Esc cancelled everything: run another broken job to see the error text
+    job4 = ctx.submit("broken again", broken)
+    qtbot.waitUntil(lambda: job4.finished is not None, timeout=5000)
+    qtbot.waitUntil(lambda: {r["name"]: r for r in panel.rows()}["broken again"]["status"] != "queued", timeout=2000)
+    assert {r["name"]: r for r in panel.rows()}["broken again"]["status"] == "failed: the disk is full"
+    panel.clear_finished()
+    assert panel.rows() == []
+
+
+def test_file_info_panel_and_export(window, qtbot, tmp_path):
+    src = tmp_path / "in.wav"
+    sf.write(str(src), 0.5 * np.ones(16000, np.float32), 16000)
+    window.file_list.add_paths([src])
+    qtbot.waitUntil(lambda: window.ctx.current_path == src, timeout=5000)
+    info = window.panels["FileInfoPanel"]
+    assert info.fields["Sample rate"].text() == "16000 Hz"
+    info.measure()
+    qtbot.waitUntil(lambda: info.fields["Peak"].text() != "–", timeout=5000)
+    assert info.fields["Peak"].text() == "-6.0 dBFS"
+    window.ctx.settings.set(S.EXPORT_FORMAT, "flac")
+    window.file_view.waveform.set_selection(0.25, 0.75)
+    job = window.export()
+    qtbot.waitUntil(lambda: job.finished is not None, timeout=5000)
+    out = Path(job.result)
+    assert out.parent == tmp_path / "session" and out.suffix == ".flac"
+    y, sr = sf.read(str(out))
+    assert sr == 16000 and len(y) == 8000
+    qtbot.waitUntil(lambda: any(r["path"] == str(out) for r in window.file_list.rows()), timeout=5000)
+
+
+def test_model_manager_lists_installs_and_imports(window, qtbot, tmp_path):
+    panel = window.panels["ModelsPanel"]
+    qtbot.waitUntil(lambda: panel.tree.topLevelItemCount() > 0, timeout=5000)
+    items = {panel.tree.topLevelItem(i).text(5): panel.tree.topLevelItem(i)
+             for i in range(panel.tree.topLevelItemCount())}
+    assert "silero-vad" in items
+    vad = items["silero-vad"]
+    assert vad.text(1) == "vad" and vad.text(3) == "MIT" and vad.text(4).startswith("pack:")
+    # install (from the offline pack) + verify run as jobs
+    panel.tree.clearSelection()
+    vad.setSelected(True)
+    assert panel.buttons["Verify"].isEnabled()
+    job = panel.verify()
+    qtbot.waitUntil(lambda: job.finished is not None, timeout=20000)
+    assert job.result[0], job.result
+    qtbot.waitUntil(lambda: "OK" in panel.info.text(), timeout=5000)
+    # import a local folder, then forget it
+    folder = tmp_path / "my-model"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "whisper"}))
+    job = panel.import_folder(str(folder), "local/my-model")
+    qtbot.waitUntil(lambda: job.finished is not None, timeout=5000)
+    assert job.result == "local/my-model", job.error
+
+    def row(mid):
+        for i in range(panel.tree.topLevelItemCount()):
+            if panel.tree.topLevelItem(i).text(5) == mid:
+                return panel.tree.topLevelItem(i)
+
+    qtbot.waitUntil(lambda: row("local/my-model") is not None, timeout=5000)
+    assert row("local/my-model").text(4) == "local"
+    panel.tree.clearSelection()
+    row("local/my-model").setSelected(True)
+    job = panel.delete()
+    qtbot.waitUntil(lambda: job.finished is not None, timeout=5000)
+    qtbot.waitUntil(lambda: row("local/my-model") is None, timeout=5000)
+    assert folder.is_dir()  # imported folders are never deleted
+
+
+def test_settings_registry_is_typed_and_persists(tmp_path, qapp):
+    ini = tmp_path / "s.ini"
+    st = S.Settings(QSettings(str(ini), QSettings.Format.IniFormat))
+    assert st.get(S.THREADS) == 0 and st.get(S.COMPUTE_DEVICE) == "auto" and st.get(S.LOG_FREQUENCY) is True
+    st.set(S.THREADS, 3)
+    st.set(S.LOG_FREQUENCY, False)
+    st.set(S.COMPUTE_DEVICE, "gpu-that-does-not-exist")  # not a choice: back to the default
+    st.sync()
+    st2 = S.Settings(QSettings(str(ini), QSettings.Format.IniFormat))
+    assert st2.get(S.THREADS) == 3 and st2.get(S.LOG_FREQUENCY) is False and st2.get(S.COMPUTE_DEVICE) == "auto"
+    key = S.define("test/number", float, 1.5, "a panel's own setting")
+    assert S.define("test/number", float, 1.5) is key
+    with pytest.raises(ValueError):
+        S.define("test/number", int, 2)
+    with pytest.raises(KeyError):
+        st.get(S.Key("never/registered", int, 0))
+    assert all(k.doc for k in S.KEYS.values() if not k.name.startswith("test/"))
+
+
+def test_no_audio_device_disables_record_and_play_with_reason(tmp_path):
+    """Real path: no sound server at all. The app starts; record/play are disabled and say why."""
+    code = r"""
+import json, sys
+from PySide6.QtWidgets import QApplication
+app = QApplication([])
+from app import create_window
+w = create_window([sys.argv[1]])
+w.show(); w.load_panels()
+for _ in range(50): app.processEvents()
+a = w.actions_
+print(json.dumps({k: [a[k].isEnabled(), a[k].toolTip()] for k in ("play", "record", "monitor", "open")}
+                 | {"status": w.audio_label.text(), "compute": w.compute_label.text(),
+                    "monitor_button": [w.record_bar.monitor_button.isEnabled(), w.record_bar.monitor_button.toolTip()]}))
+w.close()
+"""
+    env = dict(os.environ, XDG_RUNTIME_DIR=str(tmp_path), PULSE_SERVER="unix:/nonexistent", HOME=str(tmp_path),
+               PULSE_RUNTIME_PATH=str(tmp_path / "none"), QT_QPA_PLATFORM="offscreen",
+               SONOSCOPE_SETTINGS=str(tmp_path / "s.ini"))
+    wav = tmp_path / "x.wav"
+    sf.write(str(wav), np.zeros(800, np.float32), 8000)
+    out = subprocess.run([sys.executable, "-c", code, str(wav)], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    assert r["open"][0]
+    for k in ("play", "record", "monitor"):
+        assert not r[k][0]
+    assert r["play"][1].startswith("Playback is disabled: no audio output device was found")
+    assert r["record"][1].startswith("Recording is disabled: no audio input device was found")
+    assert not r["monitor_button"][0] and "no audio input device" in r["monitor_button"][1]
+    assert r["status"] == "no playback device, no recording device"
+    assert "CPU" in r["compute"] or "GPU" in r["compute"]
+
+
+def test_window_paints_before_torch_is_imported(tmp_path):
+    report = tmp_path / "startup.json"
+    wav = tmp_path / "x.wav"
+    sf.write(str(wav), np.zeros(800, np.float32), 8000)
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", SONOSCOPE_SETTINGS=str(tmp_path / "s.ini"),
+               SONOSCOPE_STARTUP_REPORT=str(report), SONOSCOPE_EXIT_AFTER="200",
+               SONOSCOPE_MODELS=str(tmp_path / "models"))
+    out = subprocess.run([sys.executable, "main.py", str(wav)], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    r = json.loads(report.read_text())
+    assert r["torch_imported_at_first_paint"] is False
+    assert r["first_paint_s"] < 5.0, r
+    assert {"FileInfoPanel", "JobsPanel", "ModelsPanel"} <= set(r["panels"])
+    print(f"\nfirst paint {r['first_paint_s']:.2f} s after process start; panels at {r['panels_loaded_s']:.2f} s")
+
+
+def test_settings_dialog_writes_the_registry(window, qtbot, tmp_path):
+    from app.widgets.settings_dialog import SettingsDialog
+
+    dlg = SettingsDialog(window.ctx.settings, window)
+    qtbot.addWidget(dlg)
+    assert dlg.input.itemData(0) == "" and dlg.output.itemText(0) == "System default"
+    dlg.compute.setCurrentText("cpu")
+    dlg.threads.setValue(2)
+    dlg.format.setCurrentText("ogg")
+    dlg.folder.setText(str(tmp_path / "elsewhere"))
+    dlg.rate.setCurrentText("16000")
+    changed = []
+    window.ctx.settings.changed.connect(lambda k, v: changed.append(k))
+    dlg.apply()
+    st = window.ctx.settings
+    assert (st.get(S.COMPUTE_DEVICE), st.get(S.THREADS), st.get(S.EXPORT_FORMAT), st.get(S.RECORD_RATE)) == \
+        ("cpu", 2, "ogg", 16000)
+    assert window.ctx.output_dir() == tmp_path / "elsewhere" and (tmp_path / "elsewhere").is_dir()
+    assert {"compute/device", "files/export_format"} <= set(changed)
+    # every action in the menus shows its shortcut, and every action has a tooltip
+    for name in ("open", "export", "play", "record", "cancel"):
+        a = window.actions_[name]
+        assert not a.shortcut().isEmpty() and a.toolTip()
+    assert window.actions_["play"].shortcut().toString() == "Space"
+    assert window.actions_["record"].shortcut().toString() == "R"
+    assert window.actions_["cancel"].shortcut().toString() == "Esc"
+
+
+def test_zoomed_spectrogram_is_recomputed_for_the_view(window, qtbot, tmp_path):
+    """Zooming far into a file recomputes the spectrogram of the visible range at full resolution."""
+    sr = 16000
+    t = np.arange(sr * 60) / sr
+    x = (0.3 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)
+    x[30 * sr:30 * sr + 800] = 0.3 * np.sin(2 * np.pi * 4000 * t[:800])  # a 50 ms 4 kHz blip at 30 s
+    p = tmp_path / "blip.wav"
+    sf.write(str(p), x, sr)
+    window.file_list.add_paths([p])
+    fv = window.file_view
+    qtbot.waitUntil(lambda: fv.overview is not None and fv.overview.complete, timeout=10000)
+    spec_view = fv.spectrogram
+    overview_image = spec_view.image.image.copy()
+    fv.waveform.set_view(29.9, 30.2)
+    qtbot.waitUntil(lambda: spec_view._detail is not None, timeout=5000)
+    img = spec_view.image.image
+    assert img.shape != overview_image.shape
+    a, b = spec_view._detail
+    assert 29.8 < a < 30.0 and 30.1 < b < 30.3
+    # log-frequency rows: find the rows of 1 kHz and 4 kHz; the blip column is bright at 4 kHz only there
+    ax = spec_view.yaxis
+    r1, r4 = int(round(ax.hz_to_row(1000) * img.shape[0] / 256)), int(round(ax.hz_to_row(4000) * img.shape[0] / 256))
+    n = img.shape[1]
+    col_blip = int((30.025 - a) / (b - a) * n)
+    assert img[r4 - 2:r4 + 3, col_blip].max() > img[r4 - 2:r4 + 3, 5].max() + 30
+    assert img[r1 - 2:r1 + 3, 5].max() > img[r4 - 2:r4 + 3, 5].max() + 30
+
+
+def test_waveform_mouse_selects_and_seeks(window, qtbot, tmp_path):
+    from PySide6.QtCore import QPoint
+    from PySide6.QtTest import QTest
+
+    p = tmp_path / "two.wav"
+    sf.write(str(p), 0.5 * np.sin(np.arange(16000 * 2) * 0.1).astype(np.float32), 16000)
+    window.file_list.add_paths([p])
+    fv = window.file_view
+    qtbot.waitUntil(lambda: fv.overview is not None and fv.overview.complete, timeout=5000)
+    wf = fv.waveform
+    vb = wf.getPlotItem().getViewBox()
+
+    def px(t):  # widget x of time t
+        return wf.mapFromScene(vb.mapViewToScene(QPointF(t, 0))).x()
+
+    y = int(wf.height() / 2)
+    QTest.mousePress(wf.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ShiftModifier, QPoint(px(0.5), y))
+    QTest.mouseMove(wf.viewport(), QPoint(px(1.0), y))
+    QTest.mouseRelease(wf.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ShiftModifier, QPoint(px(1.5), y))
+    sel = fv.selection()
+    assert sel is not None and abs(sel[0] - 0.5) < 0.02 and abs(sel[1] - 1.5) < 0.02
+    assert fv.spectrogram.region.isVisible()
+    seeks = []
+    fv.seekRequested.connect(seeks.append)
+    QTest.mouseClick(wf.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, QPoint(px(1.8), y))
+    assert seeks and abs(seeks[0] - 1.8) < 0.02
+    # without a playing source the click moves the playhead, ready for Space
+    assert abs(wf.playhead.value() - 1.8) < 0.02 and window.transport_control.pending_seek == seeks[0]
