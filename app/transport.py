@@ -20,6 +20,7 @@ class TransportController(QObject):
         file_view.seekRequested.connect(self.seek)
         file_view.selectionChanged.connect(lambda *_: self.apply_loop())
         loop_action.toggled.connect(lambda _: self.apply_loop())
+        ctx.selectionChanged.connect(self._selected)
 
     def _viewing_source(self) -> bool:
         return self.view.path is not None and self.ctx.player.source_label == str(self.view.path)
@@ -50,6 +51,23 @@ class TransportController(QObject):
         else:
             self.pending_seek = t
             self.view.set_playhead(t)
+
+    @Slot(list)
+    def _selected(self, paths: list) -> None:
+        """Show the selected file's length in the readout unless something else is playing."""
+        p = self.ctx.player
+        if not paths or p.state == "playing" or p.source_label == paths[0]:
+            return
+        from engine import audio
+        from engine.errors import SonoscopeError
+
+        try:
+            duration = audio.info(paths[0]).duration
+        except SonoscopeError:
+            duration = 0.0
+        self.pending_seek = 0.0
+        self.bar.set_duration(paths[0], duration)
+        self.bar.set_position(0.0)
 
     @Slot(float)
     def _position(self, t: float) -> None:

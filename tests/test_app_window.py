@@ -104,6 +104,8 @@ def test_drop_files_shows_rows_and_waveform(window, qtbot, tmp_path):
     qtbot.waitUntil(lambda: window.file_view.overview is not None and window.file_view.overview.complete,
                     timeout=5000)
     assert window.ctx.current_path == good
+    # the transport readout shows the selected file's length before anything plays
+    assert window.transport.position.text() == "0:00.000 / 0:01.500"
     qtbot.wait(50)
     after = wf.grab().toImage()
     assert colour_pixels(after, blue) > 2000
