@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Iterator
 
@@ -22,9 +22,10 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix if suffix is None else suffix, dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    # Created here with the user's umask (mkstemp would give 0600 to every export), so that a
+    # folder we cannot write to fails now with a plain PermissionError.
+    tmp_path = path.with_name(f".{path.stem}.{secrets.token_hex(6)}{path.suffix if suffix is None else suffix}")
+    open(tmp_path, "xb").close()
     try:
         yield tmp_path
         os.replace(tmp_path, path)

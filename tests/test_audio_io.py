@@ -430,16 +430,26 @@ def test_save_rejects_bad_audio(tmp_path, data, sr, name, cls, phrase):
 
 
 def test_save_permission_denied_creating_temp(tmp_path, monkeypatch):
-    import tempfile
+    import soundfile as sf
 
-    def deny(*a, **k):
+    def deny(*a, **k):  # what libsndfile raises when the folder refuses a new file
         raise PermissionError(errno.EACCES, "Permission denied")
 
-    monkeypatch.setattr(tempfile, "mkstemp", deny)
+    monkeypatch.setattr(sf, "write", deny)
     with pytest.raises(AudioError) as ei:
         audio.save(tmp_path / "out.wav", make_signal(0.1), 16000)
     assert_readable_message(ei.value, "out.wav", "no permission to write")
     assert listing(tmp_path) == set()
+
+
+def test_saved_files_get_the_usual_permissions(tmp_path):
+    """Atomic writing must not leave the 0600 mode of a private temp file on exports."""
+    umask = os.umask(0o022)
+    try:
+        out = audio.save(tmp_path / "out.wav", make_signal(0.1), 16000)
+    finally:
+        os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o644
 
 
 @pytest.mark.parametrize("exc,cls,phrase", [
