@@ -1,0 +1,78 @@
+"""`stems`: split music into 2, 4 or 5 stems with Spleeter."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import EXIT_FAILED, EXIT_OK
+from ._progress import StderrProgress
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "stems", help="split music into stems (vocals, drums, bass, piano, other)",
+        description="Separate each FILE into stems with Spleeter and write them as "
+                    "OUT/<track name>/<stem>.<format> (existing files are never overwritten: a "
+                    "number is added). The models cover 0-11 kHz; the band above goes to the "
+                    "accompaniment (2 stems) or 'other' stem, so the stems add up to the original.")
+    p.add_argument("files", nargs="+", metavar="FILE", help="audio files (any rate, any channel count)")
+    p.add_argument("--stems", type=int, choices=(2, 4, 5), default=2,
+                   help="2: vocals/accompaniment, 4: vocals/drums/bass/other, 5: + piano (default 2)")
+    p.add_argument("--mode", choices=("soft", "wiener"), default="soft",
+                   help="soft ratio masks (default) or multichannel Wiener filtering")
+    p.add_argument("--format", choices=("wav", "flac", "mp3"), default="wav", help="output format (default wav)")
+    p.add_argument("--out", default="stems", metavar="DIR", help="output folder (default ./stems)")
+    p.add_argument("--only", nargs="+", metavar="STEM", help="write only these stems (e.g. --only vocals)")
+    p.add_argument("--sample-rate", default=None, metavar="HZ|input",
+                   help="output rate: 'input' for the input file's rate, or a number (default 44100)")
+    p.add_argument("--model", default=None, metavar="ID", help="catalog model id (default by --stems)")
+    p.add_argument("--model-dir", default=None, metavar="DIR",
+                   help="load weights from this folder instead (TF checkpoint, .ckpt files or safetensors)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch")
+    p.set_defaults(func=cmd_stems)
+
+
+def cmd_stems(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..models import spleeter
+    from ..separate import separate_file
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rate = args.sample_rate
+    if rate not in (None, "input"):
+        try:
+            rate = int(rate)
+        except ValueError:
+            print(f"error: --sample-rate takes a number or 'input', not {rate!r}", file=sys.stderr)
+            return EXIT_FAILED
+    if args.model_dir:
+        model = spleeter.load_folder(args.model_dir)
+    else:
+        progress = StderrProgress("model")
+        model = spleeter.load_model(args.model or spleeter.model_id_for(args.stems), state=progress.state())
+    if len(model.stems) != args.stems and not args.model and not args.model_dir:
+        print(f"error: the model has {len(model.stems)} stems, not {args.stems}", file=sys.stderr)
+        return EXIT_FAILED
+    failed = 0
+    for f in args.files:
+        progress = StderrProgress(Path(f).name)
+        try:
+            result = separate_file(progress.state(), f, args.out, model=model, mode=args.mode, fmt=args.format,
+                                   export=args.only, sample_rate=rate)
+        except Exception as e:  # report and go on with the next file
+            from ..errors import Cancelled, SonoscopeError
+
+            if isinstance(e, Cancelled) or not isinstance(e, SonoscopeError):
+                raise
+            print(f"error: {f}: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        for stem, path in result.stems.items():
+            print(f"{stem}\t{path}")
+        if result.note:
+            print(result.note, file=sys.stderr)
+    return EXIT_FAILED if failed else EXIT_OK
