@@ -1,0 +1,332 @@
+"""Whisper speed: the same audio and weights through Sonoscope, openai-whisper, transformers and faster-whisper.
+
+    .venv/bin/python benchmarks/bench_whisper.py [--model base] [--reps 3] [--threads 2] [--device cpu]
+
+Audio: the five LibriVox utterances of pocketsphinx-testdata joined with 0.5 s gaps (~28 s,
+one window), or ``--seconds 60`` to repeat them (whole repetitions, so ~82 s). Weights: the CTranslate2 folder of the catalog
+model (offline pack); faster-whisper reads it directly, the others get the same float32 weights
+converted in memory. Every engine runs greedy decoding with timestamps except transformers
+(plain greedy without timestamps: its Whisper generate needs a full generation config).
+Engines are interleaved, repetition by repetition, so that load from other processes on this
+shared machine hits them alike; the median repetition is reported.
+
+Columns: x real time (audio seconds / wall seconds), windows (30 s windows that produced
+segments: int8 engines round differently, so the timestamp seeking can take one window more or
+less for the same audio), s/window, decoder ms/token ((wall - windows x encoder time) / decoded
+tokens; encoder time measured apart on one 30 s window), WER on the normalised text. Decoding
+that falls back to higher temperatures (hallucination on a short silent tail, for instance)
+shows up as a high ms/token.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+warnings.filterwarnings("ignore")
+
+LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
+
+
+def normalize(text: str) -> list[str]:
+    t = text.lower().replace("-", " ")
+    t = re.sub(r"\bmr\b\.?", "mister", t)
+    t = re.sub(r"[^a-z0-9' ]+", " ", t)
+    return t.split()
+
+
+def wer(ref: str, hyp: str) -> float:
+    r, h = normalize(ref), normalize(hyp)
+    d = np.arange(len(h) + 1)
+    for i in range(1, len(r) + 1):
+        prev, d[0] = d.copy(), i
+        for j in range(1, len(h) + 1):
+            d[j] = min(prev[j] + 1, d[j - 1] + 1, prev[j - 1] + (r[i - 1] != h[j - 1]))
+    return int(d[len(h)]) / max(1, len(r))
+
+
+def test_audio(seconds: float | None) -> tuple[np.ndarray, str]:
+    import soundfile as sf
+
+    parts, refs = [], []
+    for line in (LIBRIVOX / "transcription").read_text().splitlines():
+        m = re.match(r"\s*<s>(.*)</s>\s*\((.+)\)", line)
+        a, _ = sf.read(LIBRIVOX / f"{m.group(2)}.wav", dtype="float32")
+        parts += [a, np.zeros(8000, np.float32)]
+        refs.append(m.group(1).strip())
+    audio, ref = np.concatenate(parts), " ".join(refs)
+    if seconds:  # whole repetitions of the five utterances, at least ``seconds`` long
+        n = int(np.ceil(seconds * 16000 / len(audio)))
+        audio, ref = np.tile(audio, n), " ".join([ref] * n)
+    return audio, ref
+
+
+# -- weight conversion from Sonoscope's module to the peers' layouts -------------------------------
+
+def to_openai(m):
+    import whisper.model as ow
+
+    c = m.cfg
+    dims = ow.ModelDimensions(n_mels=c.n_mels, n_audio_ctx=c.n_audio_ctx, n_audio_state=c.n_audio_state,
+                              n_audio_head=c.n_audio_head, n_audio_layer=c.n_audio_layer, n_vocab=c.n_vocab,
+                              n_text_ctx=c.n_text_ctx, n_text_state=c.n_text_state, n_text_head=c.n_text_head,
+                              n_text_layer=c.n_text_layer)
+    sd, out = m.state_dict(), {}
+    for side in ("encoder", "decoder"):
+        n = c.n_audio_layer if side == "encoder" else c.n_text_layer
+        for i in range(n):
+            p, o = f"{side}.blocks.{i}.", f"{side}.blocks.{i}."
+            q, k, v = sd[p + "qkv.weight"].chunk(3)
+            qb, _, vb = sd[p + "qkv.bias"].chunk(3)
+            out.update({o + "attn.query.weight": q, o + "attn.query.bias": qb, o + "attn.key.weight": k,
+                        o + "attn.value.weight": v, o + "attn.value.bias": vb,
+                        o + "attn.out.weight": sd[p + "out.weight"], o + "attn.out.bias": sd[p + "out.bias"],
+                        o + "attn_ln.weight": sd[p + "attn_ln.weight"], o + "attn_ln.bias": sd[p + "attn_ln.bias"],
+                        o + "mlp.0.weight": sd[p + "fc1.weight"], o + "mlp.0.bias": sd[p + "fc1.bias"],
+                        o + "mlp.2.weight": sd[p + "fc2.weight"], o + "mlp.2.bias": sd[p + "fc2.bias"],
+                        o + "mlp_ln.weight": sd[p + "mlp_ln.weight"], o + "mlp_ln.bias": sd[p + "mlp_ln.bias"]})
+            if side == "decoder":
+                ck, cv = sd[p + "cross_kv.weight"].chunk(2)
+                _, cvb = sd[p + "cross_kv.bias"].chunk(2)
+                out.update({o + "cross_attn.query.weight": sd[p + "cross_q.weight"],
+                            o + "cross_attn.query.bias": sd[p + "cross_q.bias"],
+                            o + "cross_attn.key.weight": ck, o + "cross_attn.value.weight": cv,
+                            o + "cross_attn.value.bias": cvb,
+                            o + "cross_attn.out.weight": sd[p + "cross_out.weight"],
+                            o + "cross_attn.out.bias": sd[p + "cross_out.bias"],
+                            o + "cross_attn_ln.weight": sd[p + "cross_ln.weight"],
+                            o + "cross_attn_ln.bias": sd[p + "cross_ln.bias"]})
+    for a, b in [("encoder.conv1.weight",) * 2, ("encoder.conv1.bias",) * 2, ("encoder.conv2.weight",) * 2,
+                 ("encoder.conv2.bias",) * 2, ("encoder.positional_embedding", "encoder.positions"),
+                 ("encoder.ln_post.weight",) * 2, ("encoder.ln_post.bias",) * 2,
+                 ("decoder.token_embedding.weight",) * 2, ("decoder.positional_embedding",) * 2,
+                 ("decoder.ln.weight",) * 2, ("decoder.ln.bias",) * 2]:
+        out[a] = sd[b]
+    model = ow.Whisper(dims)
+    model.load_state_dict(out)
+    return model.eval()
+
+
+def to_transformers(m):
+    from transformers import WhisperConfig, WhisperForConditionalGeneration
+
+    c = m.cfg
+    cfg = WhisperConfig(vocab_size=c.n_vocab, num_mel_bins=c.n_mels, d_model=c.n_audio_state,
+                        encoder_layers=c.n_audio_layer, decoder_layers=c.n_text_layer,
+                        encoder_attention_heads=c.n_audio_head, decoder_attention_heads=c.n_text_head,
+                        encoder_ffn_dim=4 * c.n_audio_state, decoder_ffn_dim=4 * c.n_text_state,
+                        max_source_positions=c.n_audio_ctx, max_target_positions=c.n_text_ctx)
+    sd, out = m.state_dict(), {}
+    for side in ("encoder", "decoder"):
+        n = c.n_audio_layer if side == "encoder" else c.n_text_layer
+        for i in range(n):
+            p, o = f"{side}.blocks.{i}.", f"model.{side}.layers.{i}."
+            q, k, v = sd[p + "qkv.weight"].chunk(3)
+            qb, _, vb = sd[p + "qkv.bias"].chunk(3)
+            out.update({o + "self_attn.q_proj.weight": q, o + "self_attn.q_proj.bias": qb,
+                        o + "self_attn.k_proj.weight": k, o + "self_attn.v_proj.weight": v,
+                        o + "self_attn.v_proj.bias": vb, o + "self_attn.out_proj.weight": sd[p + "out.weight"],
+                        o + "self_attn.out_proj.bias": sd[p + "out.bias"],
+                        o + "self_attn_layer_norm.weight": sd[p + "attn_ln.weight"],
+                        o + "self_attn_layer_norm.bias": sd[p + "attn_ln.bias"],
+                        o + "fc1.weight": sd[p + "fc1.weight"], o + "fc1.bias": sd[p + "fc1.bias"],
+                        o + "fc2.weight": sd[p + "fc2.weight"], o + "fc2.bias": sd[p + "fc2.bias"],
+                        o + "final_layer_norm.weight": sd[p + "mlp_ln.weight"],
+                        o + "final_layer_norm.bias": sd[p + "mlp_ln.bias"]})
+            if side == "decoder":
+                ck, cv = sd[p + "cross_kv.weight"].chunk(2)
+                _, cvb = sd[p + "cross_kv.bias"].chunk(2)
+                out.update({o + "encoder_attn.q_proj.weight": sd[p + "cross_q.weight"],
+                            o + "encoder_attn.q_proj.bias": sd[p + "cross_q.bias"],
+                            o + "encoder_attn.k_proj.weight": ck, o + "encoder_attn.v_proj.weight": cv,
+                            o + "encoder_attn.v_proj.bias": cvb,
+                            o + "encoder_attn.out_proj.weight": sd[p + "cross_out.weight"],
+                            o + "encoder_attn.out_proj.bias": sd[p + "cross_out.bias"],
+                            o + "encoder_attn_layer_norm.weight": sd[p + "cross_ln.weight"],
+                            o + "encoder_attn_layer_norm.bias": sd[p + "cross_ln.bias"]})
+    out.update({"model.encoder.conv1.weight": sd["encoder.conv1.weight"], "model.encoder.conv1.bias": sd["encoder.conv1.bias"],
+                "model.encoder.conv2.weight": sd["encoder.conv2.weight"], "model.encoder.conv2.bias": sd["encoder.conv2.bias"],
+                "model.encoder.embed_positions.weight": sd["encoder.positions"],
+                "model.encoder.layer_norm.weight": sd["encoder.ln_post.weight"],
+                "model.encoder.layer_norm.bias": sd["encoder.ln_post.bias"],
+                "model.decoder.embed_tokens.weight": sd["decoder.token_embedding.weight"],
+                "model.decoder.embed_positions.weight": sd["decoder.positional_embedding"],
+                "model.decoder.layer_norm.weight": sd["decoder.ln.weight"],
+                "model.decoder.layer_norm.bias": sd["decoder.ln.bias"],
+                "proj_out.weight": sd["decoder.token_embedding.weight"]})
+    model = WhisperForConditionalGeneration(cfg)
+    model.load_state_dict(out, strict=False)
+    return model.eval()
+
+
+# -- engines: each returns (setup() -> runner, encoder_time_fn); runner(audio) -> (text, n_tokens, windows)
+
+def make_engines(folder: Path, device: str, threads: int, which: list[str]):
+    import torch
+
+    from engine.dsp import log_mel_spectrogram, pad_or_trim
+    from engine.models.whisper import load_model
+    from engine.whisper.tokenizer import Tokenizer
+    from engine.whisper.transcribe import transcribe
+
+    base = load_model(folder)
+    tk = Tokenizer(folder / "tokenizer.json", base.cfg.n_vocab)
+    mel30 = log_mel_spectrogram(pad_or_trim(np.zeros(16000, np.float32)), base.cfg.n_mels)[None]
+    engines = {}
+
+    def sonoscope(int8: bool):
+        m = load_model(folder, device=device)
+        if int8:
+            m.quantize_int8()
+
+        def run(audio):
+            r = transcribe(None, m, tk, audio, language="en")
+            return r.text, sum(len(s.tokens) + 1 for s in r.segments), len({s.seek for s in r.segments})
+
+        def enc():
+            with torch.no_grad():
+                t = time.perf_counter()
+                m.encoder(mel30.to(device))
+                if device == "cuda":
+                    torch.cuda.synchronize()
+                return time.perf_counter() - t
+        return run, enc
+
+    def faster(compute_type: str):
+        from faster_whisper import WhisperModel
+
+        fm = WhisperModel(str(folder), device=device, compute_type=compute_type, cpu_threads=threads)
+
+        def run(audio):
+            segs, _ = fm.transcribe(audio, beam_size=1, language="en")
+            segs = list(segs)
+            return "".join(s.text for s in segs), sum(len(s.tokens) + 1 for s in segs), len({s.seek for s in segs})
+
+        def enc():
+            feats = fm.feature_extractor(np.zeros(16000 * 30, np.float32))[:, :3000]
+            t = time.perf_counter()
+            fm.encode(feats)
+            return time.perf_counter() - t
+        return run, enc
+
+    def openai():
+        import whisper
+
+        om = to_openai(base).to(device)
+
+        def run(audio):
+            r = whisper.transcribe(om, audio, language="en", temperature=0.0, fp16=device == "cuda",
+                                   beam_size=None, best_of=None)
+            return r["text"], sum(len(s["tokens"]) + 1 for s in r["segments"]), len({s["seek"] for s in r["segments"]})
+
+        def enc():
+            with torch.no_grad():
+                t = time.perf_counter()
+                om.embed_audio(mel30.to(device))
+                return time.perf_counter() - t
+        return run, enc
+
+    def hf(int8: bool):
+        from transformers import WhisperFeatureExtractor
+        from transformers.models.whisper.generation_whisper import WhisperGenerationMixin
+
+        hm = to_transformers(base).to(device)
+        if int8:
+            from torch.ao.quantization import quantize_dynamic
+            hm = quantize_dynamic(hm, {torch.nn.Linear}, dtype=torch.qint8)
+        fe = WhisperFeatureExtractor(feature_size=base.cfg.n_mels)
+        prompt = tk.sot_sequence("en") + [tk.no_timestamps]
+
+        def run(audio):
+            texts, n, windows = [], 0, 0
+            for s in range(0, len(audio), 16000 * 30):  # fixed 30 s chunks (no timestamps to seek with)
+                feats = fe(audio[s:s + 16000 * 30], sampling_rate=16000, return_tensors="pt").input_features
+                with torch.no_grad():
+                    out = super(WhisperGenerationMixin, hm).generate(
+                        input_features=feats.to(device), decoder_input_ids=torch.tensor([prompt], device=device),
+                        max_new_tokens=220, do_sample=False, num_beams=1, eos_token_id=tk.eot,
+                        pad_token_id=tk.eot)
+                toks = out[0, len(prompt):].tolist()
+                n += len(toks)
+                texts.append(tk.decode(toks))
+                windows += 1
+            return " ".join(texts), n, windows
+
+        def enc():
+            with torch.no_grad():
+                t = time.perf_counter()
+                hm.model.encoder(mel30.to(device))
+                return time.perf_counter() - t
+        return run, enc
+
+    table = {"sonoscope int8": lambda: sonoscope(True), "sonoscope fp32": lambda: sonoscope(False),
+             "faster-whisper int8": lambda: faster("int8"), "faster-whisper fp32": lambda: faster("float32"),
+             "openai-whisper": openai, "transformers": lambda: hf(False), "transformers int8": lambda: hf(True)}
+    if device == "cuda":
+        table = {"sonoscope fp32": table["sonoscope fp32"], "sonoscope fp16": None,
+                 "faster-whisper fp16": lambda: faster("float16"), "faster-whisper fp32": table["faster-whisper fp32"],
+                 "openai-whisper": openai, "transformers": lambda: hf(False)}
+        table.pop("sonoscope fp16")
+    for name, make in table.items():
+        if which and not any(w in name for w in which):
+            continue
+        engines[name] = make()
+    return engines
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="base", help="catalog model (default base)")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seconds", type=float, default=None, help="audio length (default: the 28 s of utterances)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--only", nargs="*", default=[], help="engines whose name contains one of these words")
+    args = ap.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from engine.whisper.loading import resolve_folder
+
+    folder = resolve_folder(args.model)
+    audio, ref = test_audio(args.seconds)
+    dur = len(audio) / 16000
+    engines = make_engines(folder, args.device, args.threads, args.only)
+    times: dict[str, list[float]] = {k: [] for k in engines}
+    enc_times: dict[str, list[float]] = {k: [] for k in engines}
+    outputs = {}
+    for name, (run, enc) in engines.items():  # warm-up
+        outputs[name] = run(audio)
+        enc()
+    for rep in range(args.reps):
+        for name, (run, enc) in engines.items():
+            t = time.perf_counter()
+            outputs[name] = run(audio)
+            times[name].append(time.perf_counter() - t)
+            enc_times[name].append(enc())
+    print(f"\nWhisper {args.model} on {dur:.1f} s of speech, {args.device}, {args.threads} threads, "
+          f"median of {args.reps} interleaved runs (machine shared with other processes)\n")
+    print("| engine | wall s | x real time | windows | s/window | encoder ms | decoder ms/token | tokens | WER |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name in engines:
+        wall = statistics.median(times[name])
+        e = statistics.median(enc_times[name])
+        text, n, windows = outputs[name]
+        per_tok = (wall - windows * e) / max(1, n) * 1000
+        print(f"| {name} | {wall:.2f} | {dur / wall:.1f} | {windows} | {wall / max(1, windows):.2f} | "
+              f"{e * 1000:.0f} | {per_tok:.1f} | {n} | {wer(ref, text) * 100:.1f}% |")
+
+
+if __name__ == "__main__":
+    main()

