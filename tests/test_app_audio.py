@@ -20,9 +20,8 @@ import pytest
 import soundfile as sf
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-from PySide6.QtCore import QSettings  # noqa: E402
 
-from app import create_window  # noqa: E402
+from qtwindow import make_settings, open_window  # noqa: E402
 from app import settings as S  # noqa: E402
 from engine import live  # noqa: E402
 from tests.pulse import RATE, active_seconds, dominant_frequency, play_into_mic, shared_pulse, tone  # noqa: E402
@@ -38,15 +37,9 @@ def pulse():
 
 @pytest.fixture
 def window(pulse, qtbot, tmp_path):
-    st = S.Settings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    st.set(S.OUTPUT_DIR, str(tmp_path / "session"))
+    st = make_settings(tmp_path)
     st.set(S.RECORD_RATE, RATE)
-    w = create_window(settings=st)
-    qtbot.addWidget(w)
-    w.resize(1200, 800)
-    w.show()
-    w.load_panels()
-    qtbot.waitExposed(w)
+    w = open_window(qtbot, tmp_path, audio=None, settings=st)  # the real (virtual) devices
     yield w
     w.close()
 

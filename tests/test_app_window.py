@@ -17,39 +17,16 @@ import soundfile as sf
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage  # noqa: E402
-from PySide6.QtWidgets import QApplication, QDialog, QMessageBox  # noqa: E402
+from PySide6.QtWidgets import QApplication, QDialog  # noqa: E402
 
-from app import create_window  # noqa: E402
 from app import settings as S  # noqa: E402
-from engine.live import Availability  # noqa: E402
+from qtwindow import open_window  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SOUND_ICONS = Path("/usr/share/sounds/sound-icons")
-NO_AUDIO = Availability(False, False, "no audio input device was found (test)",
-                        "no audio output device was found (test)")
-
-
-def make_settings(tmp_path) -> S.Settings:
-    st = S.Settings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    st.set(S.OUTPUT_DIR, str(tmp_path / "session"))
-    return st
-
-
 @pytest.fixture
 def window(qtbot, tmp_path, monkeypatch):
-    # no modal dialog may ever pop up in these tests
-    def no_dialog(*a, **k):
-        raise AssertionError(f"a modal dialog was opened: {a[1:3]}")
-
-    for name in ("critical", "warning", "information", "question"):
-        monkeypatch.setattr(QMessageBox, name, no_dialog)
-    monkeypatch.setenv("SONOSCOPE_MODELS", str(tmp_path / "models"))
-    w = create_window(settings=make_settings(tmp_path), audio=NO_AUDIO)
-    qtbot.addWidget(w)
-    w.resize(1200, 800)
-    w.show()
-    w.load_panels()
-    qtbot.waitExposed(w)
+    w = open_window(qtbot, tmp_path, monkeypatch)
     yield w
     w.close()
 

