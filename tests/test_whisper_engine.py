@@ -186,3 +186,22 @@ def test_cli_transcribes_and_exports(tmp_path, librivox):
     words = [w["word"].strip(" .").lower() for s in data["segments"] for w in s["words"]]
     assert words[:3] == ["he", "was", "not"] and words[-2:] == ["young", "man"]
     assert main(["transcribe", str(tmp_path / "missing.wav"), "--out", str(out)]) == 1
+
+
+def test_small_decoders_step_on_one_cpu_thread_and_restore_the_pool(tmp_path):
+    from engine.whisper.decoding import decoder_threads
+
+    m = load_model(random_model(tmp_path / "m", n_text_layer=1))
+    old = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with decoder_threads(m, batch=1):
+            assert torch.get_num_threads() == 1  # greedy on one window
+        assert torch.get_num_threads() == 2
+        with decoder_threads(m, batch=5):
+            assert torch.get_num_threads() == 2  # beam search keeps the pool busy enough
+        with pytest.raises(RuntimeError), decoder_threads(m, batch=1):
+            raise RuntimeError("a failed decode")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(old)
