@@ -205,3 +205,10 @@ def test_small_decoders_step_on_one_cpu_thread_and_restore_the_pool(tmp_path):
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(old)
+
+
+def test_decode_builds_no_autograd_graph(tmp_path, tk):
+    m = load_model(random_model(tmp_path / "m", n_text_layer=1))
+    assert any(p.requires_grad for p in m.parameters())
+    r = decode(m, tk, torch.zeros(1, m.cfg.n_mels, 3000), DecodingOptions(language="en", sample_len=3))[0]
+    assert not r.audio_features.requires_grad and not torch.is_inference_mode_enabled()

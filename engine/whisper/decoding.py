@@ -160,7 +160,6 @@ def initial_tokens(model: Whisper, tokenizer: Tokenizer, opts: DecodingOptions, 
     return tokens
 
 
-@torch.inference_mode()
 @contextlib.contextmanager
 def decoder_threads(model: Whisper, batch: int):
     """One CPU thread for the token-by-token steps of a small decoder on a small batch.
@@ -180,6 +179,7 @@ def decoder_threads(model: Whisper, batch: int):
             torch.set_num_threads(old)
 
 
+@torch.inference_mode()
 def decode(model: Whisper, tokenizer: Tokenizer, mel: Tensor | None, opts: DecodingOptions | None = None,
            audio_features: Tensor | None = None, check=None) -> list[DecodingResult]:
     """Decode windows: mel (B, n_mels, 3000) (or precomputed audio_features (B, Ta, D)) -> one result each.
