@@ -34,13 +34,13 @@ import re
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .ctc import CTCVocab, Word, log_softmax
+from .ctc import CTCVocab, Word
 
 SAMPLE_RATE = 16000
 
@@ -65,17 +65,36 @@ class StreamUpdate:
         return d
 
 
-class Streamer(Protocol):
+class Streamer:
+    """The interface of every live engine: ``insert_audio`` / ``process`` / ``finish``.
+
+    Subclasses keep incoming audio in ``self.buf`` (an :class:`_AudioBuffer`), the committed
+    words in ``self._words`` and set ``self.finished`` once :meth:`finish` ran.
+    """
+
     sample_rate: int
+    buf: "_AudioBuffer"
+    _words: list[Word]
+    finished: bool
 
-    def insert_audio(self, samples: np.ndarray) -> None: ...
+    def insert_audio(self, samples: np.ndarray) -> None:
+        if self.finished:
+            raise RuntimeError("insert_audio after finish(); call reset() first")
+        self.buf.append(samples)
 
-    def process(self) -> StreamUpdate | None: ...
+    def process(self) -> StreamUpdate | None:
+        raise NotImplementedError
 
-    def finish(self) -> StreamUpdate: ...
+    def finish(self) -> StreamUpdate:
+        raise NotImplementedError
 
     @property
-    def words(self) -> list[Word]: ...
+    def words(self) -> list[Word]:
+        return list(self._words)
+
+    @property
+    def committed(self) -> str:
+        return _join(self._words)
 
 
 def _join(words: Iterable[Word]) -> str:
@@ -132,7 +151,7 @@ class _Moments:
 # CTC (wav2vec2 / HuBERT)
 
 
-class CTCStreamer:
+class CTCStreamer(Streamer):
     """Chunked CTC transcription with left/right context (see module docstring).
 
     ``model`` is an :class:`engine.models.wav2vec2.Wav2Vec2Model` with a CTC head (or anything
@@ -183,20 +202,7 @@ class CTCStreamer:
         self._feat: torch.Tensor | None = None  # projected CNN features of frames [_feat_start, ...)
         self._feat_start = 0
 
-    # -- interface ------------------------------------------------------------------------------
-    def insert_audio(self, samples: np.ndarray) -> None:
-        if self.finished:
-            raise RuntimeError("insert_audio after finish(); call reset() first")
-        self.buf.append(samples)
-
-    @property
-    def words(self) -> list[Word]:
-        return list(self._words)
-
-    @property
-    def committed(self) -> str:
-        return _join(self._words)
-
+    # -- interface: insert_audio / words / committed come from Streamer ------------------------------
     @property
     def logits(self) -> np.ndarray:
         return np.concatenate(self._logits) if self._logits else np.zeros((0, self.cfg.vocab_size), np.float32)
@@ -565,7 +571,7 @@ def _after(done: list[Word], hyp: list[Word]) -> int:
     return min(len(hyp), last.b + last.size + (len(a) - (last.a + last.size)))
 
 
-class WhisperStreamer:
+class WhisperStreamer(Streamer):
     """LocalAgreement-2 streaming on a re-transcribed sliding window, gated by Silero VAD.
 
     * Audio with no speech is not decoded (the window is trimmed to a short pre-roll).
@@ -608,20 +614,7 @@ class WhisperStreamer:
         self.finished = False
         self.decode_times: list[float] = []
 
-    # -- interface ------------------------------------------------------------------------------
-    def insert_audio(self, samples: np.ndarray) -> None:
-        if self.finished:
-            raise RuntimeError("insert_audio after finish(); call reset() first")
-        self.buf.append(samples)
-
-    @property
-    def words(self) -> list[Word]:
-        return list(self._words)
-
-    @property
-    def committed(self) -> str:
-        return _join(self._words)
-
+    # -- interface: insert_audio / words / committed come from Streamer ------------------------------
     def process(self) -> StreamUpdate | None:
         self._run_vad()
         sr = self.sample_rate
