@@ -35,24 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 warnings.filterwarnings("ignore")
 
+from engine.wer import wer  # noqa: E402
+
 LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
-
-
-def normalize(text: str) -> list[str]:
-    t = text.lower().replace("-", " ")
-    t = re.sub(r"\bmr\b\.?", "mister", t)
-    t = re.sub(r"[^a-z0-9' ]+", " ", t)
-    return t.split()
-
-
-def wer(ref: str, hyp: str) -> float:
-    r, h = normalize(ref), normalize(hyp)
-    d = np.arange(len(h) + 1)
-    for i in range(1, len(r) + 1):
-        prev, d[0] = d.copy(), i
-        for j in range(1, len(h) + 1):
-            d[j] = min(prev[j] + 1, d[j - 1] + 1, prev[j - 1] + (r[i - 1] != h[j - 1]))
-    return int(d[len(h)]) / max(1, len(r))
 
 
 def test_audio(seconds: float | None) -> tuple[np.ndarray, str]:

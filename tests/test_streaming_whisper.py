@@ -3,7 +3,6 @@ LibriVox speech played into the PulseAudio virtual microphone, transcribed live 
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 
@@ -13,28 +12,11 @@ import pytest
 from engine import audio as eaudio
 from engine.ctc import Word
 from engine.jobs import JobState
+from engine.wer import wer
 from engine.streaming import (SileroVAD, WhisperStreamer, _after, check_monotonic, live_transcribe,
                               load_whisper_transcriber, replay)
 
 SR = 16000
-
-
-def normalize(text: str) -> list[str]:
-    text = text.lower().replace("-", " ")
-    text = re.sub(r"[^a-z' ]", " ", text)
-    words = [{"mr": "mister", "mrs": "missus"}.get(w, w) for w in text.split()]
-    return words
-
-
-def wer(ref: str, hyp: str) -> float:
-    r, h = normalize(ref), normalize(hyp)
-    d = list(range(len(h) + 1))
-    for i in range(1, len(r) + 1):
-        prev, d[0] = d[0], i
-        for j in range(1, len(h) + 1):
-            cur = min(d[j] + 1, d[j - 1] + 1, prev + (r[i - 1] != h[j - 1]))
-            prev, d[j] = d[j], cur
-    return d[len(h)] / max(1, len(r))
 
 
 class EnergyVAD:
