@@ -61,7 +61,24 @@ def create_window(paths=(), settings=None, audio=None):
     return window
 
 
+EXIT_NO_DISPLAY = 3
+
+
+def no_display_reason() -> str | None:
+    """Why no window can be shown here, or None. Checked before Qt, which would abort the process."""
+    if sys.platform in ("darwin", "win32") or os.environ.get("QT_QPA_PLATFORM"):
+        return None
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return None
+    return ("no display found (DISPLAY and WAYLAND_DISPLAY are unset): the Sonoscope window needs a "
+            "desktop session. Every feature also runs headless: python main.py --help")
+
+
 def run_app(paths: list[str] | None = None) -> int:
+    reason = no_display_reason()
+    if reason is not None:
+        print(f"sonoscope: {reason}", file=sys.stderr)
+        return EXIT_NO_DISPLAY
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 

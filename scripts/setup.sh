@@ -67,12 +67,7 @@ fi
 # --- go ----------------------------------------------------------------------------------------
 case "$mode" in
   app)
-    if [ -z "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ] && [ -z "${QT_QPA_PLATFORM:-}" ]; then
-      say "no display found (DISPLAY and WAYLAND_DISPLAY are unset): Sonoscope needs a desktop session."
-      say "Headless use: $py main.py --help"
-      exit 3
-    fi
-    exec "$py" main.py "$@"
+    exec "$py" main.py "$@"   # with no display it says so and exits with code 3
     ;;
   test)
     export QT_QPA_PLATFORM=${QT_QPA_PLATFORM:-offscreen} HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1

@@ -134,3 +134,12 @@ def test_main_dispatch(tmp_path):
     assert not main._wants_gui(["info", str(f)])
     assert not main._wants_gui(["--help"])
     assert not main._wants_gui([str(tmp_path / "missing.wav")])  # not a path: the CLI reports it
+
+
+def test_app_without_a_display_says_so_instead_of_aborting():
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    r = subprocess.run([sys.executable, str(ROOT / "main.py")], capture_output=True, text=True, timeout=60,
+                       env=dict(env, PYTHONPATH=str(ROOT)))
+    assert r.returncode == 3
+    assert "no display found" in r.stderr and "python main.py --help" in r.stderr
+    assert "Traceback" not in r.stderr and "Aborted" not in r.stderr
