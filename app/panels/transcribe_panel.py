@@ -221,7 +221,8 @@ class TranscribePanel(QWidget):
             for seg in job.result.segments:
                 self._add_row(path, seg)
             self.transcripts[path] = job.result
-            self.info.setText(f"{Path(path).name}: {len(job.result.segments)} segments, "
+            n = len(job.result.segments)
+            self.info.setText(f"{Path(path).name}: {n} segment{'' if n == 1 else 's'}, "
                               f"language {job.result.language}")
             self._selection([str(p) for p in self.ctx.selection])
         elif job.status is JobStatus.FAILED:
