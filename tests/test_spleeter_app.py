@@ -30,6 +30,7 @@ def window(qtbot, tmp_path, monkeypatch):
 def test_stems_panel_separates_mixes_and_exports(window, qtbot, tmp_path):
     panel = window.panels["StemsPanel"]
     assert type(panel).__name__ == "StemsPanel", panel  # not an error placeholder
+    assert not panel.player.empty.isHidden() and not panel.player.play_button.isEnabled()
     x, sr = audio.load(EXAMPLE, stop=5.0)
     song = tmp_path / "song.wav"
     sf.write(str(song), x.T, sr, subtype="FLOAT")
@@ -42,6 +43,7 @@ def test_stems_panel_separates_mixes_and_exports(window, qtbot, tmp_path):
     assert panel.result is not None, panel.status.text()
     player = panel.player
     assert [t.name for t in player.tracks] == ["vocals", "accompaniment"]
+    assert player.empty.isHidden() and player.play_button.isEnabled()
     assert "11 kHz" in player.tracks[1].label.text()
     vocals = np.asarray(player.stems["vocals"]).T
     acc = np.asarray(player.stems["accompaniment"]).T

@@ -141,10 +141,16 @@ class StemPlayer(QWidget):
         bar.addWidget(self.position)
         bar.addStretch(1)
         self.grid = QGridLayout()
+        self.empty = QLabel("Separate a track to hear its stems here: solo, mute and mix them, then "
+                            "export the ones you want.", self)
+        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty.setEnabled(False)  # drawn greyed, as a hint
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addLayout(bar)
+        lay.addWidget(self.empty, 1)
         lay.addLayout(self.grid)
+        self._show_empty(True)
         ctx.player.positionChanged.connect(self._position)
         ctx.player.stateChanged.connect(self._state)
 
@@ -160,6 +166,7 @@ class StemPlayer(QWidget):
             track.changed.connect(self._gains_changed)
             self.grid.addWidget(track, row, 0)
             self.tracks.append(track)
+        self._show_empty(not self.tracks)
 
     def clear(self) -> None:
         for t in self.tracks:
@@ -167,6 +174,11 @@ class StemPlayer(QWidget):
             t.deleteLater()
         self.tracks.clear()
         self.stems.clear()
+        self._show_empty(True)
+
+    def _show_empty(self, empty: bool) -> None:
+        self.empty.setVisible(empty)
+        self.play_button.setEnabled(not empty)
 
     def gains(self) -> dict[str, float]:
         """Effective gain of each stem: solo wins over mute, volume scales."""
