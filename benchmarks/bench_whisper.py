@@ -61,44 +61,11 @@ def test_audio(seconds: float | None) -> tuple[np.ndarray, str]:
 def to_openai(m):
     import whisper.model as ow
 
-    c = m.cfg
-    dims = ow.ModelDimensions(n_mels=c.n_mels, n_audio_ctx=c.n_audio_ctx, n_audio_state=c.n_audio_state,
-                              n_audio_head=c.n_audio_head, n_audio_layer=c.n_audio_layer, n_vocab=c.n_vocab,
-                              n_text_ctx=c.n_text_ctx, n_text_state=c.n_text_state, n_text_head=c.n_text_head,
-                              n_text_layer=c.n_text_layer)
-    sd, out = m.state_dict(), {}
-    for side in ("encoder", "decoder"):
-        n = c.n_audio_layer if side == "encoder" else c.n_text_layer
-        for i in range(n):
-            p, o = f"{side}.blocks.{i}.", f"{side}.blocks.{i}."
-            q, k, v = sd[p + "qkv.weight"].chunk(3)
-            qb, _, vb = sd[p + "qkv.bias"].chunk(3)
-            out.update({o + "attn.query.weight": q, o + "attn.query.bias": qb, o + "attn.key.weight": k,
-                        o + "attn.value.weight": v, o + "attn.value.bias": vb,
-                        o + "attn.out.weight": sd[p + "out.weight"], o + "attn.out.bias": sd[p + "out.bias"],
-                        o + "attn_ln.weight": sd[p + "attn_ln.weight"], o + "attn_ln.bias": sd[p + "attn_ln.bias"],
-                        o + "mlp.0.weight": sd[p + "fc1.weight"], o + "mlp.0.bias": sd[p + "fc1.bias"],
-                        o + "mlp.2.weight": sd[p + "fc2.weight"], o + "mlp.2.bias": sd[p + "fc2.bias"],
-                        o + "mlp_ln.weight": sd[p + "mlp_ln.weight"], o + "mlp_ln.bias": sd[p + "mlp_ln.bias"]})
-            if side == "decoder":
-                ck, cv = sd[p + "cross_kv.weight"].chunk(2)
-                _, cvb = sd[p + "cross_kv.bias"].chunk(2)
-                out.update({o + "cross_attn.query.weight": sd[p + "cross_q.weight"],
-                            o + "cross_attn.query.bias": sd[p + "cross_q.bias"],
-                            o + "cross_attn.key.weight": ck, o + "cross_attn.value.weight": cv,
-                            o + "cross_attn.value.bias": cvb,
-                            o + "cross_attn.out.weight": sd[p + "cross_out.weight"],
-                            o + "cross_attn.out.bias": sd[p + "cross_out.bias"],
-                            o + "cross_attn_ln.weight": sd[p + "cross_ln.weight"],
-                            o + "cross_attn_ln.bias": sd[p + "cross_ln.bias"]})
-    for a, b in [("encoder.conv1.weight",) * 2, ("encoder.conv1.bias",) * 2, ("encoder.conv2.weight",) * 2,
-                 ("encoder.conv2.bias",) * 2, ("encoder.positional_embedding", "encoder.positions"),
-                 ("encoder.ln_post.weight",) * 2, ("encoder.ln_post.bias",) * 2,
-                 ("decoder.token_embedding.weight",) * 2, ("decoder.positional_embedding",) * 2,
-                 ("decoder.ln.weight",) * 2, ("decoder.ln.bias",) * 2]:
-        out[a] = sd[b]
-    model = ow.Whisper(dims)
-    model.load_state_dict(out)
+    from engine.models.whisper import openai_state_dict
+
+    ckpt = openai_state_dict(m)
+    model = ow.Whisper(ow.ModelDimensions(**ckpt["dims"]))
+    model.load_state_dict(ckpt["model_state_dict"])
     return model.eval()
 
 
