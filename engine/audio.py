@@ -48,6 +48,7 @@ class AudioInfo:
     frames: int  # exact for soundfile formats, estimated from the container for PyAV ones
     format: str  # e.g. "WAV", "FLAC", "MP3", "aac"
     subtype: str = ""
+    backend: str = "soundfile"  # which decoder reads it: "soundfile" or "av"
 
     @property
     def duration(self) -> float:
@@ -119,7 +120,7 @@ def _av_info(path: Path) -> AudioInfo | None:
             frames = int(round(seconds * rate))
             if frames <= 0:  # no duration in the header: count by decoding (rare, e.g. raw ADTS)
                 frames = sum(f.samples for f in c.decode(s))
-            return AudioInfo(path, rate, channels, frames, s.codec_context.name or c.format.name)
+            return AudioInfo(path, rate, channels, frames, s.codec_context.name or c.format.name, backend="av")
     except (av.error.FFmpegError, ValueError, IndexError, UnicodeDecodeError):
         return None
 
@@ -215,11 +216,16 @@ def stream(path: str | os.PathLike, block_frames: int = BLOCK_FRAMES, sr: int | 
 
     ``start``/``stop`` are in seconds. Blocks are decoded one at a time: memory is bounded by the block size.
     """
-    i = info(path)
-    path = Path(path)
+    return _stream(info(path), block_frames, sr, mono, start, stop, check_finite)
+
+
+def _stream(i: AudioInfo, block_frames: int, sr: int | None, mono: bool, start: float, stop: float | None,
+            check_finite: bool) -> Iterator[np.ndarray]:
+    """``stream`` for a file already probed by :func:`info` (so it is probed once)."""
+    path = i.path
     s0 = int(round(start * i.samplerate))
     s1 = None if stop is None else int(round(stop * i.samplerate))
-    reader = _sf_blocks if _sf_info(path) is not None else _av_blocks
+    reader = _sf_blocks if i.backend == "soundfile" else _av_blocks
     resampler = None
     if sr is not None and sr != i.samplerate:
         import soxr
@@ -264,7 +270,7 @@ def load(path: str | os.PathLike, sr: int | None = None, mono: bool = False, sta
     channels = 1 if mono else i.channels
     buf = np.empty((channels, expected), np.float32)
     n = 0
-    for block in stream(path, sr=sr, mono=mono, start=start, stop=stop):
+    for block in _stream(i, BLOCK_FRAMES, sr, mono, start, stop, True):
         block = block.reshape(channels, -1)
         m = block.shape[1]
         if n + m > buf.shape[1]:  # container under-reported its length: grow geometrically

@@ -501,3 +501,14 @@ def test_check_audio_messages():
         audio.check_audio(np.zeros((100, 2)).T.T, 16000)  # 100 "channels": transposed by mistake
     with pytest.raises(EmptyAudio, match="clip: no samples"):
         audio.check_audio(np.zeros((2, 0)), 16000, "clip")
+
+
+def test_load_probes_the_file_once(tmp_path, monkeypatch):
+    """info() may decode a whole file when its header has no length (raw ADTS): load must not repeat it."""
+    path = tmp_path / "a.wav"
+    sf.write(str(path), make_signal(0.5).T, 16000)
+    calls = []
+    real = audio._sf_info
+    monkeypatch.setattr(audio, "_sf_info", lambda p: calls.append(p) or real(p))
+    data, sr = audio.load(path, sr=8000)
+    assert len(calls) == 1 and sr == 8000 and data.shape[0] == 1 and abs(data.shape[1] - 4000) <= 16
