@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 
@@ -70,3 +71,18 @@ def set_threads(n: int | None = None) -> int:
     n = n or int(os.environ.get("SONOSCOPE_THREADS") or 0) or (os.cpu_count() or 1)
     torch.set_num_threads(max(1, n))
     return torch.get_num_threads()
+
+
+@contextlib.contextmanager
+def cpu_threads(n: int | None):
+    """Run a block with ``n`` torch intra-op threads (``None``: as they are), restoring the count after."""
+    import torch
+
+    old = torch.get_num_threads()
+    if n is not None and n != old:
+        torch.set_num_threads(max(1, n))
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != old:
+            torch.set_num_threads(old)

@@ -18,6 +18,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from engine.devices import cpu_threads
 from engine import audio
 from engine.errors import Cancelled, CheckpointError
 from engine.jobs import JobState
@@ -106,13 +107,9 @@ def test_safetensors_folder_round_trip_and_errors(tmp_path):
     back = sp.load_folder(tmp_path / "m")  # stems from the metadata, filters from the shapes
     assert back.stems == sp.STEMS[5] and back.cfg.filters == (4, 6, 8, 8, 8, 8)
     x = torch.rand(2, 2, 64, 128)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny convolutions: thread wake-ups would cost more than the work
-    try:
-        with torch.inference_mode():
-            assert torch.allclose(m(x), back(x.contiguous(memory_format=torch.channels_last)), atol=1e-6)
-    finally:
-        torch.set_num_threads(threads)
+    # tiny convolutions: thread wake-ups would cost more than the work
+    with cpu_threads(1), torch.inference_mode():
+        assert torch.allclose(m(x), back(x.contiguous(memory_format=torch.channels_last)), atol=1e-6)
     (tmp_path / "empty").mkdir()
     with pytest.raises(CheckpointError, match="no Spleeter weights"):
         sp.load_folder(tmp_path / "empty")

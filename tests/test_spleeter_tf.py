@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from engine.devices import cpu_threads
 from engine import tfcheckpoint as tfc
 from engine.errors import CheckpointError
 from engine.models import spleeter as sp
@@ -167,13 +168,9 @@ def test_random_4_and_5_stem_models_round_trip_through_tf_format(tmp_path, stems
         if not k.endswith("num_batches_tracked"):
             assert torch.equal(v, got[k]), k
     x = torch.rand(1, 2, 64, 128)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny convolutions: thread wake-ups would cost more than the work
-    try:
-        with torch.inference_mode():
-            assert torch.allclose(model(x), loaded(x.contiguous(memory_format=torch.channels_last)), atol=1e-5)
-    finally:
-        torch.set_num_threads(threads)
+    # tiny convolutions: thread wake-ups would cost more than the work
+    with cpu_threads(1), torch.inference_mode():
+        assert torch.allclose(model(x), loaded(x.contiguous(memory_format=torch.channels_last)), atol=1e-5)
 
 
 def test_tf_loader_refuses_a_checkpoint_of_another_model(tmp_path):

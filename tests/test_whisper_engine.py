@@ -189,12 +189,11 @@ def test_cli_transcribes_and_exports(tmp_path, librivox):
 
 
 def test_small_decoders_step_on_one_cpu_thread_and_restore_the_pool(tmp_path):
+    from engine.devices import cpu_threads
     from engine.whisper.decoding import decoder_threads
 
     m = load_model(random_model(tmp_path / "m", n_text_layer=1))
-    old = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
+    with cpu_threads(2):
         with decoder_threads(m, batch=1):
             assert torch.get_num_threads() == 1  # greedy on one window
         assert torch.get_num_threads() == 2
@@ -203,8 +202,6 @@ def test_small_decoders_step_on_one_cpu_thread_and_restore_the_pool(tmp_path):
         with pytest.raises(RuntimeError), decoder_threads(m, batch=1):
             raise RuntimeError("a failed decode")
         assert torch.get_num_threads() == 2
-    finally:
-        torch.set_num_threads(old)
 
 
 def test_decode_builds_no_autograd_graph(tmp_path, tk):

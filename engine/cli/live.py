@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
-import time
 from pathlib import Path
 
 from . import EXIT_FAILED, EXIT_OK
@@ -70,15 +69,14 @@ class _Printer:
 
 def cmd_live(args: argparse.Namespace) -> int:
     import numpy as np
-    import torch
+    from ..devices import set_threads
 
     from .. import audio as audio_io
     from ..errors import DeviceError
     from ..jobs import JobState
     from ..streaming import live_transcribe, make_streamer, open_input, replay, session_transcript
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     source = None
     if args.file is None:  # open the device first: no point loading a model without one
         try:
@@ -151,7 +149,7 @@ def cmd_live(args: argparse.Namespace) -> int:
 
 def transcribe_ctc_files(args: argparse.Namespace, files: list[str]) -> int:
     """The ``ctc`` engine of ``transcribe``: returns the number of files that failed."""
-    import torch
+    from ..devices import set_threads
 
     from ..ctc import transcribe_ctc
     from ..errors import Cancelled, SonoscopeError
@@ -159,8 +157,7 @@ def transcribe_ctc_files(args: argparse.Namespace, files: list[str]) -> int:
     from ..streaming import session_transcript
     from ..whisper.exports import export
 
-    if getattr(args, "threads", None):
-        torch.set_num_threads(args.threads)
+    set_threads(getattr(args, "threads", None))
     name = args.model
     if not name or name in ("tiny.en",) or "whisper" in str(name) and not Path(name).exists():
         name = wav2vec2.DEFAULT_MODEL  # the whisper default does not apply to this engine

@@ -35,13 +35,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_stems(args: argparse.Namespace) -> int:
-    import torch
+    from ..devices import set_threads
 
     from ..models import spleeter
     from ..separate import separate_file
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     rate = args.sample_rate
     if rate not in (None, "input"):
         try:

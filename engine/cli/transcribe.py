@@ -13,15 +13,14 @@ from ._progress import StderrProgress
 
 def _whisper(args: argparse.Namespace, files: list[str]) -> int:
     """Run Whisper on each file and write the requested exports; returns the number of failures."""
-    import torch
+    from ..devices import set_threads
 
     from ..errors import Cancelled, SonoscopeError
     from ..whisper.exports import export
     from ..whisper.loading import load
     from ..whisper.transcribe import TranscribeOptions, transcribe
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     model, tokenizer = load(args.model, state=StderrProgress("model").state(), int8=not args.fp32)
     opts = dict(language=None if args.language in (None, "auto") else args.language, task=args.task,
                 beam_size=args.beam_size if args.beam_size > 1 else None, word_timestamps=args.word_timestamps,

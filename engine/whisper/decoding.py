@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..devices import cpu_threads
 from ..models.whisper import KVCache, Whisper
 from .tokenizer import LANGUAGES, TIME_PRECISION, Tokenizer
 
@@ -168,15 +169,10 @@ def decoder_threads(model: Whisper, batch: int):
     thread costs more in synchronisation than it brings: base greedy here took 10.2 ms/token on
     one thread and 12.7 ms on two (benchmarks/bench_whisper.py). The encoder keeps every thread.
     """
-    old = torch.get_num_threads()
-    one = model.device.type == "cpu" and model.cfg.n_text_state < 1024 and batch <= 2 and old > 1
-    if one:
-        torch.set_num_threads(1)
-    try:
+    one = (model.device.type == "cpu" and model.cfg.n_text_state < 1024 and batch <= 2
+           and torch.get_num_threads() > 1)
+    with cpu_threads(1 if one else None):
         yield
-    finally:
-        if one:
-            torch.set_num_threads(old)
 
 
 @torch.inference_mode()
