@@ -51,22 +51,15 @@ def cmd_devices(args: argparse.Namespace) -> int:
                "compute": compute, "compute_error": compute_error}
         print(json.dumps(out, indent=1))
         return EXIT_OK
-    print("Audio input devices:")
-    ins = [d for d in devs if d.is_input]
-    for d in ins:
-        mark = "*" if d.is_default_input else " "
-        print(f" {mark} [{d.index}] {d.name} ({d.hostapi}, {d.max_input_channels} ch, "
-              f"{d.default_samplerate:g} Hz)")
-    if not ins:
-        print(f"   none: {audio_error or (avail.input_reason if avail else '')}")
-    print("Audio output devices:")
-    outs = [d for d in devs if d.is_output]
-    for d in outs:
-        mark = "*" if d.is_default_output else " "
-        print(f" {mark} [{d.index}] {d.name} ({d.hostapi}, {d.max_output_channels} ch, "
-              f"{d.default_samplerate:g} Hz)")
-    if not outs:
-        print(f"   none: {audio_error or (avail.output_reason if avail else '')}")
+    for kind in ("input", "output"):
+        print(f"Audio {kind} devices:")
+        found = [d for d in devs if getattr(d, f"is_{kind}")]
+        for d in found:
+            mark = "*" if getattr(d, f"is_default_{kind}") else " "
+            print(f" {mark} [{d.index}] {d.name} ({d.hostapi}, {getattr(d, f'max_{kind}_channels')} ch, "
+                  f"{d.default_samplerate:g} Hz)")
+        if not found:
+            print(f"   none: {audio_error or (getattr(avail, f'{kind}_reason') if avail else '')}")
     if not args.audio_only:
         print("Compute devices:")
         for c in compute:
