@@ -250,6 +250,8 @@ def test_model_manager_lists_installs_and_imports(window, qtbot, tmp_path):
 
     qtbot.waitUntil(lambda: row("local/my-model") is not None, timeout=5000)
     assert row("local/my-model").text(4) == "local"
+    panel._fill([], "", panel._refreshes - 1)  # a slower, older listing arriving late is ignored
+    assert row("local/my-model") is not None
     panel.tree.clearSelection()
     row("local/my-model").setSelected(True)
     job = panel.delete()

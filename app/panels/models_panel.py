@@ -42,10 +42,11 @@ def import_model(state, folder: str, model_id: str | None) -> str:
 class ModelsPanel(QWidget):
     title = "Models"
     area = "tab"
-    _listed = Signal(object, str)   # rows, error
+    _listed = Signal(object, str, int)   # rows, error, refresh number
 
     def __init__(self, ctx, parent=None) -> None:
         super().__init__(parent)
+        self._refreshes = 0  # number of the newest listing asked for
         self.ctx = ctx
         self.setAccessibleName("Model manager")
         self.tree = QTreeWidget(self)
@@ -88,6 +89,11 @@ class ModelsPanel(QWidget):
     # -- listing ----------------------------------------------------------------------------
     @Slot()
     def refresh(self) -> None:
+        # Refreshes run off the GUI thread and may finish out of order: only the newest one fills
+        # the list, so a slow early listing cannot overwrite a later one (e.g. after an import).
+        self._refreshes += 1
+        number = self._refreshes
+
         def work() -> None:
             try:
                 store = _store()
@@ -99,14 +105,16 @@ class ModelsPanel(QWidget):
                     except Exception as e:  # one broken entry must not hide the rest
                         where = f"error: {e}"
                     rows.append((s, where, store.root))
-                emit(self._listed, rows, "")
+                emit(self._listed, rows, "", number)
             except Exception as e:
-                emit(self._listed, [], f"Cannot read the model catalog: {e}")
+                emit(self._listed, [], f"Cannot read the model catalog: {e}", number)
 
         threading.Thread(target=work, name="sonoscope-models", daemon=True).start()
 
-    @Slot(object, str)
-    def _fill(self, rows, error: str) -> None:
+    @Slot(object, str, int)
+    def _fill(self, rows, error: str, number: int) -> None:
+        if number != self._refreshes:
+            return  # a newer refresh is on its way
         selected = self.current_id()
         self.tree.setSortingEnabled(False)
         self.tree.clear()
