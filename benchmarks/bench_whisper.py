@@ -2,11 +2,18 @@
 
     .venv/bin/python benchmarks/bench_whisper.py [--model base] [--reps 3] [--threads 2] [--device cpu]
 
-Audio: the five LibriVox utterances of pocketsphinx-testdata joined with 0.5 s gaps (~28 s,
-one window), or ``--seconds 60`` to repeat them (whole repetitions, so ~82 s). Weights: the CTranslate2 folder of the catalog
+Audio (``--set``): the five LibriVox utterances of pocketsphinx-testdata with 0.5 s gaps.
+``rotations``: five clips of ~27 s, the utterances in each rotated order, so that each clip ends
+on a different utterance (one 30 s window each, and the end of a file is where the timestamp
+seeking decides whether a second window is needed); ``long``: the five rotations joined into one
+~136 s file (long-form seeking across window boundaries); ``clip``: the first rotation alone.
+Default: ``rotations long``, summed. Weights: the CTranslate2 folder of the catalog
 model (offline pack); faster-whisper reads it directly, the others get the same float32 weights
 converted in memory. Every engine runs greedy decoding with timestamps except transformers
 (plain greedy without timestamps: its Whisper generate needs a full generation config).
+Sonoscope skips a final window in which Silero VAD hears no speech (TranscribeOptions.
+skip_silent_tail); "faster-whisper int8 +vad" is the peer with its own Silero filter over the whole
+file (vad_filter=True), which also cuts the silences between utterances.
 Engines are interleaved, repetition by repetition, so that load from other processes on this
 shared machine hits them alike; the median repetition is reported.
 
@@ -40,20 +47,35 @@ from engine.wer import wer  # noqa: E402
 LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
 
 
-def test_audio(seconds: float | None) -> tuple[np.ndarray, str]:
+def utterances() -> tuple[list[np.ndarray], list[str]]:
     import soundfile as sf
 
-    parts, refs = [], []
+    audio, refs = [], []
     for line in (LIBRIVOX / "transcription").read_text().splitlines():
         m = re.match(r"\s*<s>(.*)</s>\s*\((.+)\)", line)
         a, _ = sf.read(LIBRIVOX / f"{m.group(2)}.wav", dtype="float32")
-        parts += [a, np.zeros(8000, np.float32)]
+        audio.append(a)
         refs.append(m.group(1).strip())
-    audio, ref = np.concatenate(parts), " ".join(refs)
-    if seconds:  # whole repetitions of the five utterances, at least ``seconds`` long
-        n = int(np.ceil(seconds * 16000 / len(audio)))
-        audio, ref = np.tile(audio, n), " ".join([ref] * n)
-    return audio, ref
+    return audio, refs
+
+
+def clip_set(names: list[str]) -> list[tuple[str, np.ndarray, str]]:
+    """(name, 16 kHz audio, reference text) of each clip of the chosen sets."""
+    audio, refs = utterances()
+    gap = np.zeros(8000, np.float32)
+    rotations = []
+    for r in range(len(audio)):
+        order = list(range(r, len(audio))) + list(range(r))
+        rotations.append((f"rotation {r + 1}", np.concatenate([x for i in order for x in (audio[i], gap)]),
+                          " ".join(refs[i] for i in order)))
+    clips = []
+    if "clip" in names:
+        clips.append(rotations[0])
+    if "rotations" in names:
+        clips += rotations
+    if "long" in names:
+        clips.append(("long", np.concatenate([a for _, a, _ in rotations]), " ".join(t for _, _, t in rotations)))
+    return clips
 
 
 # -- weight conversion from Sonoscope's module to the peers' layouts -------------------------------
@@ -154,13 +176,13 @@ def make_engines(folder: Path, device: str, threads: int, which: list[str]):
                 return time.perf_counter() - t
         return run, enc
 
-    def faster(compute_type: str):
+    def faster(compute_type: str, vad: bool = False):
         from faster_whisper import WhisperModel
 
         fm = WhisperModel(str(folder), device=device, compute_type=compute_type, cpu_threads=threads)
 
         def run(audio):
-            segs, _ = fm.transcribe(audio, beam_size=1, language="en")
+            segs, _ = fm.transcribe(audio, beam_size=1, language="en", vad_filter=vad)
             segs = list(segs)
             return "".join(s.text for s in segs), sum(len(s.tokens) + 1 for s in segs), len({s.seek for s in segs})
 
@@ -223,6 +245,7 @@ def make_engines(folder: Path, device: str, threads: int, which: list[str]):
 
     table = {"sonoscope int8": lambda: sonoscope(True), "sonoscope fp32": lambda: sonoscope(False),
              "faster-whisper int8": lambda: faster("int8"), "faster-whisper fp32": lambda: faster("float32"),
+             "faster-whisper int8 +vad": lambda: faster("int8", vad=True),
              "openai-whisper": openai, "transformers": lambda: hf(False), "transformers int8": lambda: hf(True)}
     if device == "cuda":
         table = {"sonoscope fp32": table["sonoscope fp32"], "sonoscope fp16": None,
@@ -241,7 +264,8 @@ def main() -> None:
     ap.add_argument("--model", default="base", help="catalog model (default base)")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--seconds", type=float, default=None, help="audio length (default: the 28 s of utterances)")
+    ap.add_argument("--set", nargs="+", default=["rotations", "long"], choices=["clip", "rotations", "long"],
+                    help="test audio (default: rotations long)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--only", nargs="*", default=[], help="engines whose name contains one of these words")
     args = ap.parse_args()
@@ -252,32 +276,43 @@ def main() -> None:
     from engine.whisper.loading import resolve_folder
 
     folder = resolve_folder(args.model)
-    audio, ref = test_audio(args.seconds)
-    dur = len(audio) / 16000
+    clips = clip_set(args.set)
+    dur = sum(len(a) for _, a, _ in clips) / 16000
     engines = make_engines(folder, args.device, args.threads, args.only)
     times: dict[str, list[float]] = {k: [] for k in engines}
     enc_times: dict[str, list[float]] = {k: [] for k in engines}
-    outputs = {}
+    outputs: dict[str, list[tuple]] = {}
+
+    def run_all(run):
+        return [run(a) for _, a, _ in clips]
+
     for name, (run, enc) in engines.items():  # warm-up
-        outputs[name] = run(audio)
+        run(clips[0][1])
         enc()
     for rep in range(args.reps):
         for name, (run, enc) in engines.items():
             t = time.perf_counter()
-            outputs[name] = run(audio)
+            outputs[name] = run_all(run)
             times[name].append(time.perf_counter() - t)
             enc_times[name].append(enc())
-    print(f"\nWhisper {args.model} on {dur:.1f} s of speech, {args.device}, {args.threads} threads, "
-          f"median of {args.reps} interleaved runs (machine shared with other processes)\n")
+    print(f"\nWhisper {args.model} on {len(clips)} clips, {dur:.1f} s of speech ({' + '.join(args.set)}), "
+          f"{args.device}, {args.threads} threads, median of {args.reps} interleaved runs "
+          f"(machine shared with other processes)\n")
     print("| engine | wall s | x real time | windows | s/window | encoder ms | decoder ms/token | tokens | WER |")
     print("|---|---|---|---|---|---|---|---|---|")
+    hyp_ref = [ref for _, _, ref in clips]
     for name in engines:
         wall = statistics.median(times[name])
         e = statistics.median(enc_times[name])
-        text, n, windows = outputs[name]
+        n = sum(o[1] for o in outputs[name])
+        windows = sum(o[2] for o in outputs[name])
         per_tok = (wall - windows * e) / max(1, n) * 1000
+        err = wer(" ".join(hyp_ref), " ".join(o[0] for o in outputs[name]))
         print(f"| {name} | {wall:.2f} | {dur / wall:.1f} | {windows} | {wall / max(1, windows):.2f} | "
-              f"{e * 1000:.0f} | {per_tok:.1f} | {n} | {wer(ref, text) * 100:.1f}% |")
+              f"{e * 1000:.0f} | {per_tok:.1f} | {n} | {err * 100:.1f}% |")
+    if len(clips) > 1:
+        print("\nwindows per clip: " + "; ".join(
+            f"{name} " + " ".join(str(o[2]) for o in outputs[name]) for name in engines))
 
 
 if __name__ == "__main__":

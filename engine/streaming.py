@@ -532,7 +532,7 @@ def whisper_transcriber(model, tokenizer, language: str | None = None, beam_size
     def fn(audio: np.ndarray, prompt: str) -> list[Word]:
         t = transcribe(None, model, tokenizer, np.asarray(audio, np.float32), language=language,
                        beam_size=beam_size, temperature=0.0, initial_prompt=prompt or None,
-                       condition_on_previous_text=False)
+                       condition_on_previous_text=False, skip_silent_tail=False)  # the streamer has its own VAD
         words: list[Word] = []
         for s in t.segments:
             if getattr(s, "words", None):

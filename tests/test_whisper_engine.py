@@ -140,7 +140,7 @@ def test_timestamp_rules_give_well_formed_segments(tmp_path, tk):
     m = load_model(random_model(tmp_path / "m", n_text_layer=1, seed=3))
     audio = np.random.default_rng(0).standard_normal(16000 * 5).astype(np.float32) * 0.1
     state = JobState()
-    r = transcribe(state, m, tk, audio, temperature=0.0, no_speech_threshold=None)
+    r = transcribe(state, m, tk, audio, temperature=0.0, no_speech_threshold=None, skip_silent_tail=False)
     assert state.progress == 1.0 and r.duration == 5.0
     for s in r.segments:
         stamps = [t for t in s.tokens if t >= tk.timestamp_begin]
@@ -188,20 +188,43 @@ def test_cli_transcribes_and_exports(tmp_path, librivox):
     assert main(["transcribe", str(tmp_path / "missing.wav"), "--out", str(out)]) == 1
 
 
-def test_small_decoders_step_on_one_cpu_thread_and_restore_the_pool(tmp_path):
+@pytest.mark.parametrize("slow", [1, 2])
+def test_step_threads_keep_the_faster_count_and_restore_the_pool(tmp_path, slow):
+    import time
+
     from engine.devices import cpu_threads
-    from engine.whisper.decoding import decoder_threads
+    from engine.whisper.decoding import StepThreads
 
     m = load_model(random_model(tmp_path / "m", n_text_layer=1))
     with cpu_threads(2):
-        with decoder_threads(m, batch=1):
-            assert torch.get_num_threads() == 1  # greedy on one window
-        assert torch.get_num_threads() == 2
-        with decoder_threads(m, batch=5):
-            assert torch.get_num_threads() == 2  # beam search keeps the pool busy enough
-        with pytest.raises(RuntimeError), decoder_threads(m, batch=1):
+        threads, seen = StepThreads(m, probe=3), []
+        for _ in range(10):
+            with threads():
+                seen.append(torch.get_num_threads())
+                if seen[-1] == slow:
+                    time.sleep(0.003)
+            assert torch.get_num_threads() == 2
+        assert seen[:6].count(1) == seen[:6].count(2) == 3  # probing alternates
+        assert set(seen[6:]) == {3 - slow}  # then the faster count stays
+        with pytest.raises(RuntimeError), StepThreads(m)():
             raise RuntimeError("a failed decode")
         assert torch.get_num_threads() == 2
+    with cpu_threads(1):
+        assert StepThreads(m).choices == [None]  # one thread: nothing to choose
+
+
+def test_decoded_tokens_do_not_depend_on_the_thread_count(tmp_path, tk):
+    from engine.devices import cpu_threads
+
+    m = load_model(random_model(tmp_path / "m", n_text_layer=2))
+    mel = torch.randn(1, m.cfg.n_mels, 3000)
+    outs = []
+    for n in (1, 2):
+        with cpu_threads(n):
+            for beam in (None, 3):
+                r = decode(m, tk, mel, DecodingOptions(language="en", sample_len=20, beam_size=beam))[0]
+                outs.append((r.tokens, r.sum_logprob))
+    assert outs[:2] == outs[2:] and len(outs[0][0]) > 0
 
 
 def test_decode_builds_no_autograd_graph(tmp_path, tk):
@@ -209,3 +232,24 @@ def test_decode_builds_no_autograd_graph(tmp_path, tk):
     assert any(p.requires_grad for p in m.parameters())
     r = decode(m, tk, torch.zeros(1, m.cfg.n_mels, 3000), DecodingOptions(language="en", sample_len=3))[0]
     assert not r.audio_features.requires_grad and not torch.is_inference_mode_enabled()
+
+
+@pytest.mark.parametrize("tail, skip, windows", [("silence", True, 1), ("speech", True, 2), ("silence", False, 2)])
+def test_a_silent_final_window_is_not_decoded(tmp_path, tk, librivox, monkeypatch, tail, skip, windows):
+    """The seek often leaves a sliver of silence at the end of a file: Silero VAD keeps it from being decoded."""
+    import engine.whisper.transcribe as T
+
+    m = load_model(random_model(tmp_path / "m"))
+    speech, _ = sf.read(librivox[1][0], dtype="float32")  # 3 s utterance
+    first = np.tile(speech, 11)[:30 * 16000]  # a full first window
+    last = speech[:16000 * 2] if tail == "speech" else np.zeros(16000 * 2, np.float32)
+    seen = []
+    decode = T.decode
+    monkeypatch.setattr(T, "decode", lambda *a, **k: seen.append(1) or decode(*a, **k))
+    # without timestamps the first window is consumed whole: the second one holds just the 2 s tail
+    r = T.transcribe(None, m, tk, np.concatenate([first, last]), language="en", temperature=0.0,
+                     without_timestamps=True, skip_silent_tail=skip)
+    assert len(seen) == windows
+    assert r.duration == pytest.approx(32.0)
+    assert T.silent(np.zeros(16000, np.float32)) and not T.silent(speech)
+    assert T.silent(np.zeros(100, np.float32))  # shorter than one VAD frame: nothing to hear

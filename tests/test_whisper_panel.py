@@ -43,17 +43,16 @@ def window(qtbot, tmp_path, monkeypatch):
     w.close()
 
 
-def test_transcribe_panel_live_segments_play_and_export(window, qtbot, tmp_path):
+def test_transcribe_panel_live_segments_play_and_export(window, qtbot, tmp_path, librivox):
     panel = window.panels["TranscribePanel"]
     ids = [panel.model.itemData(i) for i in range(panel.model.count())]
     assert "whisper-tiny.en" in ids and "whisper-base" in ids  # the catalog
     assert panel.language.itemData(0) == "auto" and panel.language.count() == 101  # auto + 100 languages
 
     files = []
-    rng = np.random.default_rng(0)
-    for name in ("a.wav", "b.wav"):
+    for name, (utterance, _) in zip(("a.wav", "b.wav"), librivox[1:]):  # speech: a silent file has no segments
         f = tmp_path / name
-        sf.write(f, (rng.standard_normal(16000 * 3) * 0.1).astype(np.float32), 16000)
+        sf.write(f, sf.read(utterance, dtype="float32")[0], 16000)
         files.append(f)
     window.ctx.set_selection(files)
     panel.add_model(str(tiny_random_whisper(tmp_path / "tiny-random")), "tiny random")

@@ -24,7 +24,8 @@ def _whisper(args: argparse.Namespace, files: list[str]) -> int:
     model, tokenizer = load(args.model, state=StderrProgress("model").state(), int8=not args.fp32)
     opts = dict(language=None if args.language in (None, "auto") else args.language, task=args.task,
                 beam_size=args.beam_size if args.beam_size > 1 else None, word_timestamps=args.word_timestamps,
-                initial_prompt=args.prompt, condition_on_previous_text=not args.no_condition)
+                initial_prompt=args.prompt, condition_on_previous_text=not args.no_condition,
+                skip_silent_tail=not args.keep_silent_tail)
     if args.temperature is not None:
         opts["temperature"] = args.temperature
     failed = 0
@@ -79,6 +80,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--word-timestamps", action="store_true", help="word timings (JSON export) from cross-attention")
     p.add_argument("--prompt", default=None, help="initial prompt: vocabulary or style to condition on")
     p.add_argument("--no-condition", action="store_true", help="do not condition each window on the previous text")
+    p.add_argument("--keep-silent-tail", action="store_true",
+                   help="decode the last window even when voice detection hears no speech in it")
     p.add_argument("--fp32", action="store_true", help="float32 weights instead of int8 on CPU")
     p.add_argument("--print", action="store_true", help="also print the segments")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch")

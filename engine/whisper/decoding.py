@@ -11,6 +11,8 @@ text token; no-speech probability read at ``<|startoftranscript|>``.
 from __future__ import annotations
 
 import contextlib
+import statistics
+import time
 import zlib
 from dataclasses import dataclass, field, replace
 
@@ -161,18 +163,36 @@ def initial_tokens(model: Whisper, tokenizer: Tokenizer, opts: DecodingOptions, 
     return tokens
 
 
-@contextlib.contextmanager
-def decoder_threads(model: Whisper, batch: int):
-    """One CPU thread for the token-by-token steps of a small decoder on a small batch.
+class StepThreads:
+    """Chooses the CPU thread count for the token-by-token steps by timing them: 1 or all threads.
 
-    Each step is a chain of small, memory-bound matmuls (one token per sequence) where a second
-    thread costs more in synchronisation than it brings: base greedy here took 10.2 ms/token on
-    one thread and 12.7 ms on two (benchmarks/bench_whisper.py). The encoder keeps every thread.
+    A step is a chain of small, memory-bound ops (one token per sequence). On a quiet machine two
+    threads win (base greedy: 8.9 against 10.0 ms/token); when other processes keep the cores
+    busy, each parallel op waits for a descheduled thread and one thread wins (10.2 against 12.7).
+    So the first ``2 * probe`` steps of every window alternate between both and the rest run with
+    the faster (median). The tokens are the same either way: only the speed depends on it.
     """
-    one = (model.device.type == "cpu" and model.cfg.n_text_state < 1024 and batch <= 2
-           and torch.get_num_threads() > 1)
-    with cpu_threads(1 if one else None):
-        yield
+
+    def __init__(self, model: Whisper, probe: int = 6) -> None:
+        n = torch.get_num_threads()
+        self.choices = [1, n] if model.device.type == "cpu" and n > 1 else [None]
+        self.times: dict[int | None, list[float]] = {c: [] for c in self.choices}
+        self.probe = probe
+        self.best = self.choices[0] if len(self.choices) == 1 else None
+
+    @contextlib.contextmanager
+    def __call__(self):
+        if self.best is not None:
+            with cpu_threads(self.best):
+                yield
+            return
+        c = min(self.choices, key=lambda c: len(self.times[c]))  # alternate
+        t = time.perf_counter()
+        with cpu_threads(c):
+            yield
+        self.times[c].append(time.perf_counter() - t)
+        if all(len(v) >= self.probe for v in self.times.values()):
+            self.best = min(self.choices, key=lambda c: statistics.median(self.times[c]))
 
 
 @torch.inference_mode()
@@ -199,14 +219,13 @@ def decode(model: Whisper, tokenizer: Tokenizer, mel: Tensor | None, opts: Decod
     for i, lang in enumerate(langs):
         groups.setdefault(lang, []).append(i)
     out: list[DecodingResult | None] = [None] * n_audio
-    with decoder_threads(model, n_audio * (opts.beam_size or opts.best_of or 1)):
-        for lang, idx in groups.items():
-            sub_cross = [(k[idx], v[idx]) for k, v in cross] if len(idx) != n_audio else cross
-            for j, r in zip(idx, _decode_group(model, tokenizer, sub_cross, len(idx), opts, lang, check)):
-                r.language = lang
-                r.language_probs = language_probs[j] if language_probs else None
-                r.audio_features = audio_features[j]
-                out[j] = r
+    for lang, idx in groups.items():
+        sub_cross = [(k[idx], v[idx]) for k, v in cross] if len(idx) != n_audio else cross
+        for j, r in zip(idx, _decode_group(model, tokenizer, sub_cross, len(idx), opts, lang, check)):
+            r.language = lang
+            r.language_probs = language_probs[j] if language_probs else None
+            r.audio_features = audio_features[j]
+            out[j] = r
     results = [r for r in out if r is not None]
     return results
 
@@ -240,37 +259,39 @@ def _decode_group(model: Whisper, tk: Tokenizer, cross, n_audio: int, opts: Deco
     finished: list[dict[tuple, float]] = [{} for _ in range(n_audio)]
     max_candidates = round((beam or 1) * (opts.patience or 1.0))
     done = [False] * batch
+    threads = StepThreads(model)
     for step in range(sample_len):
-        if check is not None and step % 8 == 7:
-            check()
-        logits = rules(logits, seqs)
-        logprobs = F.log_softmax(logits, dim=-1).cpu()
-        if beam:
-            index, completed = _beam_step(logprobs, seqs, sum_lp, finished, beam, max_candidates, tk.eot)
-            if completed:
-                break
-            if index != list(range(batch)):
-                cache.reorder(torch.tensor(index, device=device))
-            nxt = [s[-1] for s in seqs]
-        else:
-            if opts.temperature == 0:
-                nxt_t = logprobs.argmax(-1)
+        with threads():  # the thread count of a step is chosen by timing (StepThreads)
+            if check is not None and step % 8 == 7:
+                check()
+            logits = rules(logits, seqs)
+            logprobs = F.log_softmax(logits, dim=-1).cpu()
+            if beam:
+                index, completed = _beam_step(logprobs, seqs, sum_lp, finished, beam, max_candidates, tk.eot)
+                if completed:
+                    break
+                if index != list(range(batch)):
+                    cache.reorder(torch.tensor(index, device=device))
+                nxt = [s[-1] for s in seqs]
             else:
-                nxt_t = torch.distributions.Categorical(logits=(logits / opts.temperature).cpu()).sample()
-            lp = logprobs.gather(1, nxt_t[:, None])[:, 0]
-            nxt = nxt_t.tolist()
-            for b in range(batch):
-                if done[b]:
-                    nxt[b] = tk.eot
+                if opts.temperature == 0:
+                    nxt_t = logprobs.argmax(-1)
                 else:
-                    sum_lp[b] += float(lp[b])
-                    seqs[b].append(nxt[b])
-                    done[b] = nxt[b] == tk.eot
-            if all(done):
+                    nxt_t = torch.distributions.Categorical(logits=(logits / opts.temperature).cpu()).sample()
+                lp = logprobs.gather(1, nxt_t[:, None])[:, 0]
+                nxt = nxt_t.tolist()
+                for b in range(batch):
+                    if done[b]:
+                        nxt[b] = tk.eot
+                    else:
+                        sum_lp[b] += float(lp[b])
+                        seqs[b].append(nxt[b])
+                        done[b] = nxt[b] == tk.eot
+                if all(done):
+                    break
+            if len(seqs[0]) >= sample_begin + sample_len:
                 break
-        if len(seqs[0]) >= sample_begin + sample_len:
-            break
-        logits = model.decoder(torch.tensor(nxt, device=device)[:, None], cross, cache, last_only=True)[:, 0].float()
+            logits = model.decoder(torch.tensor(nxt, device=device)[:, None], cross, cache, last_only=True)[:, 0].float()
 
     # collect candidates per audio
     results = []

@@ -14,7 +14,10 @@ frames. The log-mel floor (max - 8) is taken per window rather than over the who
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -27,6 +30,8 @@ from ..jobs import JobState, null_state
 from ..models.whisper import Whisper
 from .decoding import DecodingOptions, DecodingResult, decode, detect_language
 from .tokenizer import TIME_PRECISION, Tokenizer, normalize_language
+
+log = logging.getLogger(__name__)
 
 INPUT_STRIDE = 2  # mel frames per audio token
 FEATURE_CONTEXT = 3 * HOP_LENGTH  # samples read either side of a window (> n_fft / 2)
@@ -131,8 +136,8 @@ class AudioReader:
         return out
 
 
-def window_features(reader: AudioReader, seek: int, n_frames: int, n_mels: int) -> torch.Tensor:
-    """Log-mel frames [seek, seek + n_frames) zero-padded to (n_mels, 3000)."""
+def window_features(reader: AudioReader, seek: int, n_frames: int, n_mels: int) -> tuple[torch.Tensor, np.ndarray]:
+    """Log-mel frames [seek, seek + n_frames) zero-padded to (n_mels, 3000), and the window's samples."""
     a = seek * HOP_LENGTH
     start = max(0, a - FEATURE_CONTEXT)
     x = reader.read(start, (seek + n_frames) * HOP_LENGTH + FEATURE_CONTEXT)
@@ -141,7 +146,33 @@ def window_features(reader: AudioReader, seek: int, n_frames: int, n_mels: int) 
     mel = mel[:, first:first + n_frames]
     out = torch.zeros(n_mels, N_FRAMES)
     out[:, :mel.shape[1]] = mel
-    return out
+    return out, x[a - start:a - start + n_frames * HOP_LENGTH]
+
+
+TAIL_SPEECH = 0.25  # Silero speech probability that some 32 ms frame of a final window must reach
+_vad_lock = threading.Lock()
+
+
+@functools.lru_cache(maxsize=1)
+def _tail_vad():
+    """The Silero VAD for the silent-tail check, or None where it cannot be loaded (check skipped)."""
+    try:
+        from ..streaming import SileroVAD
+
+        return SileroVAD()
+    except Exception as e:  # no onnxruntime or no model: decode the tail as openai-whisper does
+        log.info("silent-tail check off: %s", e)
+        return None
+
+
+def silent(audio: np.ndarray) -> bool:
+    """True when Silero VAD hears no speech in any 32 ms frame of ``audio`` (16 kHz)."""
+    vad = _tail_vad()
+    if vad is None:
+        return False
+    with _vad_lock:
+        p = vad.probabilities(audio)
+    return p.size == 0 or float(p.max()) < TAIL_SPEECH
 
 
 @dataclass
@@ -164,6 +195,11 @@ class TranscribeOptions:
     suppress_blank: bool = True
     without_timestamps: bool = False
     max_initial_timestamp: float = 1.0
+    # A final window (less than 30 s of audio left) in which Silero VAD hears no speech is not
+    # decoded. The seeking often leaves a sliver of silence at the end of a file; on it Whisper
+    # hallucinates and falls back through every temperature (16 s of CPU on a 0.2 s tail of
+    # benchmarks/bench_whisper.py) before its no-speech rule drops the text.
+    skip_silent_tail: bool = True
 
 
 def decode_with_fallback(model: Whisper, tokenizer: Tokenizer, features: torch.Tensor, opts: TranscribeOptions,
@@ -265,7 +301,11 @@ def transcribe(state: JobState | None, model: Whisper, tokenizer: Tokenizer,
         segment_size = N_FRAMES if content_frames is None else min(N_FRAMES, content_frames - seek)
         time_offset = seek * HOP_LENGTH / SAMPLE_RATE
         segment_duration = segment_size * HOP_LENGTH / SAMPLE_RATE
-        features = window_features(reader, seek, segment_size, n_mels)
+        features, samples = window_features(reader, seek, segment_size, n_mels)
+        if opts.skip_silent_tail and segment_size < N_FRAMES and silent(samples):
+            seek += segment_size
+            _progress(state, seek, reader)
+            continue
         audio_features = model.encoder(features[None].to(model.device, model.dtype))
         state.check()
         if language is None:
