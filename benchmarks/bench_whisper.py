@@ -310,8 +310,10 @@ def main() -> None:
         err = wer(" ".join(hyp_ref), " ".join(o[0] for o in outputs[name]))
         print(f"| {name} | {wall:.2f} | {dur / wall:.1f} | {windows} | {wall / max(1, windows):.2f} | "
               f"{e * 1000:.0f} | {per_tok:.1f} | {n} | {err * 100:.1f}% |")
+    print("\nwall s of each repetition: " + "; ".join(
+        f"{name} " + " ".join(f"{t:.2f}" for t in times[name]) for name in engines))
     if len(clips) > 1:
-        print("\nwindows per clip: " + "; ".join(
+        print("windows per clip: " + "; ".join(
             f"{name} " + " ".join(str(o[2]) for o in outputs[name]) for name in engines))
 
 
