@@ -155,6 +155,28 @@ class Block(nn.Module):
         b, h, t, dh = x.shape
         return x.transpose(1, 2).reshape(b, t, h * dh)
 
+    def step(self, x: Tensor, cache: KVCache, layer: int, cross_kv: tuple[Tensor, Tensor]) -> Tensor:
+        """:meth:`forward` of a decoder block for one new token per sequence, in fewer ops.
+
+        x: (B, 1, D). With one position, every head split and merge is a view (no transposes or
+        copies): the token-by-token loop is bound by memory and per-op overhead, not arithmetic.
+        """
+        b, _, d = x.shape
+        h = self.n_head
+        scale = (d // h) ** -0.5
+        q, k, v = self.qkv(self.attn_ln(x)).view(b, 3, h, 1, d // h).unbind(1)  # (B, H, 1, Dh) each
+        t = cache.length
+        cache.k[layer, :, :, t:t + 1] = k
+        cache.v[layer, :, :, t:t + 1] = v
+        w = torch.matmul(q * scale, cache.k[layer, :, :, :t + 1].transpose(-1, -2)).softmax(-1)
+        x = x + self.out(torch.matmul(w, cache.v[layer, :, :, :t + 1]).view(b, 1, d))
+        ckt, cv = cross_kv  # (B', H, Dh, Ta), (B', H, Ta, Dh); B = G * B' when G beams share a window
+        g = b // ckt.shape[0]
+        q = self.cross_q(self.cross_ln(x)).view(b // g, g, h, d // h).transpose(1, 2)  # (B', H, G, Dh)
+        a = torch.matmul(torch.matmul(q * scale, ckt).softmax(-1), cv)  # (B', H, G, Dh)
+        x = x + self.cross_out(a.transpose(1, 2).reshape(b, 1, d) if g > 1 else a.view(b, 1, d))
+        return x + self.fc2(F.gelu(self.fc1(self.mlp_ln(x))))
+
     def forward(self, x: Tensor, cache: KVCache | None = None, layer: int = 0,
                 cross_kv: tuple[Tensor, Tensor] | None = None, want_weights: bool = False):
         # x: (B, T, D); cache holds the previous positions of this layer's self-attention
@@ -254,9 +276,13 @@ class TextDecoder(nn.Module):
         t = tokens.shape[1]
         x = self.token_embedding(tokens) + self.positional_embedding[offset:offset + t]
         weights = []
-        for i, block in enumerate(self.blocks):
-            x, w = block(x, cache, i, cross[i], want_weights)
-            weights.append(w)
+        if t == 1 and cache is not None and not want_weights:  # a decoding step
+            for i, block in enumerate(self.blocks):
+                x = block.step(x, cache, i, cross[i])
+        else:
+            for i, block in enumerate(self.blocks):
+                x, w = block(x, cache, i, cross[i], want_weights)
+                weights.append(w)
         if cache is not None:
             cache.length += t
         if last_only:
