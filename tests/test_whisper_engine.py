@@ -253,3 +253,10 @@ def test_a_silent_final_window_is_not_decoded(tmp_path, tk, librivox, monkeypatc
     assert r.duration == pytest.approx(32.0)
     assert T.silent(np.zeros(16000, np.float32)) and not T.silent(speech)
     assert T.silent(np.zeros(100, np.float32))  # shorter than one VAD frame: nothing to hear
+
+
+def test_without_a_vad_the_tail_is_decoded_as_openai_whisper_does(monkeypatch):
+    import engine.whisper.transcribe as T
+
+    monkeypatch.setattr(T, "_tail_vad", lambda: None)  # no onnxruntime or no Silero model
+    assert not T.silent(np.zeros(16000, np.float32))
