@@ -260,3 +260,19 @@ def test_without_a_vad_the_tail_is_decoded_as_openai_whisper_does(monkeypatch):
 
     monkeypatch.setattr(T, "_tail_vad", lambda: None)  # no onnxruntime or no Silero model
     assert not T.silent(np.zeros(16000, np.float32))
+
+
+def test_sampling_follows_the_tempered_softmax_and_never_picks_a_suppressed_token(monkeypatch):
+    from engine.whisper.decoding import sample
+
+    torch.manual_seed(0)
+    logits = torch.tensor([[0.0, 1.0, 2.0, -torch.inf, 1.5, -torch.inf]]).repeat(4000, 1)
+    for t in (0.5, 1.0):
+        picks = torch.bincount(sample(logits, t), minlength=6).float() / len(logits)
+        want = torch.softmax(logits[0] / t, -1)
+        assert picks[3] == picks[5] == 0
+        assert torch.allclose(picks, want, atol=0.03), (picks, want)
+    edge = torch.tensor([[-torch.inf, 3.0, -torch.inf, -torch.inf], [1.0, 2.0, 0.5, -torch.inf]])
+    for u in (torch.zeros, torch.ones):  # the ends of the random range (1 stands for rounding up)
+        monkeypatch.setattr(torch, "rand", lambda *shape, u=u, **kw: u(*shape))
+        assert sample(edge, 1.0).tolist() == [1, 0 if u is torch.zeros else 2]

@@ -163,6 +163,19 @@ def initial_tokens(model: Whisper, tokenizer: Tokenizer, opts: DecodingOptions, 
     return tokens
 
 
+def sample(logits: Tensor, temperature: float) -> Tensor:
+    """One token per row of (B, V) logits from softmax(logits / temperature), by inverse CDF.
+
+    One random number per row: ``torch.distributions.Categorical`` draws one exponential per
+    vocabulary entry, 11 ms a step for the five candidates of a fallback here against 0.6 ms.
+    """
+    c = torch.softmax(logits.float() / temperature, dim=-1).cumsum(-1)
+    x = torch.rand(c.shape[0], 1, device=c.device) * c[:, -1:]
+    index = torch.searchsorted(c, x, right=True)[:, 0]
+    last = (c < c[:, -1:]).sum(-1)  # the last token with probability > 0 (x may round up to the total)
+    return torch.minimum(index, last)
+
+
 class StepThreads:
     """Chooses the CPU thread count for the token-by-token steps by timing them: 1 or all threads.
 
@@ -277,7 +290,7 @@ def _decode_group(model: Whisper, tk: Tokenizer, cross, n_audio: int, opts: Deco
                 if opts.temperature == 0:
                     nxt_t = logprobs.argmax(-1)
                 else:
-                    nxt_t = torch.distributions.Categorical(logits=(logits / opts.temperature).cpu()).sample()
+                    nxt_t = sample(logits.cpu(), opts.temperature)
                 lp = logprobs.gather(1, nxt_t[:, None])[:, 0]
                 nxt = nxt_t.tolist()
                 for b in range(batch):
