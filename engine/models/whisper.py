@@ -122,12 +122,6 @@ class KVCache:
         return self
 
 
-def _attend(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-    """Attention of a single query position: (B, H, 1, Dh) x (B, H, T, Dh) -> (B, H, 1, Dh)."""
-    w = torch.matmul(q * (q.shape[-1] ** -0.5), k.transpose(-1, -2))
-    return torch.matmul(w.softmax(-1), v)
-
-
 class Block(nn.Module):
     """Pre-LN transformer block: self-attention (fused QKV), optional cross-attention, GELU MLP."""
 
@@ -158,8 +152,9 @@ class Block(nn.Module):
     def step(self, x: Tensor, cache: KVCache, layer: int, cross_kv: tuple[Tensor, Tensor]) -> Tensor:
         """:meth:`forward` of a decoder block for one new token per sequence, in fewer ops.
 
-        x: (B, 1, D). With one position, every head split and merge is a view (no transposes or
-        copies): the token-by-token loop is bound by memory and per-op overhead, not arithmetic.
+        x: (B, 1, D). With one position every head split and merge is a view (no transposes or
+        copies), and plain matmuls beat the fused CPU attention kernel by far: the token-by-token
+        loop is bound by memory and per-op overhead, not arithmetic.
         """
         b, _, d = x.shape
         h = self.n_head
@@ -186,11 +181,8 @@ class Block(nn.Module):
             cache.k[layer, :, :, t0:t0 + t] = k
             cache.v[layer, :, :, t0:t0 + t] = v
             k, v = cache.k[layer, :, :, :t0 + t], cache.v[layer, :, :, :t0 + t]
-            if t == 1:  # one new token: plain matmuls beat the fused CPU kernel by far here
-                a = _attend(q, k, v)
-            else:
-                mask = torch.arange(t0 + t, device=x.device)[None, :] <= (t0 + torch.arange(t, device=x.device))[:, None]
-                a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            mask = torch.arange(t0 + t, device=x.device)[None, :] <= (t0 + torch.arange(t, device=x.device))[:, None]
+            a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (one token at a time: step())
         else:
             a = F.scaled_dot_product_attention(q, k, v, is_causal=self.cross)  # decoder is causal
         x = x + self.out(self.merge(a))
