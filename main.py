@@ -31,8 +31,13 @@ def main(argv: list[str] | None = None) -> int:
         from app import run_app
 
         return run_app(argv)
+    from engine.cli import EXIT_FAILED, not_found_message
     from engine.cli import main as cli_main
 
+    missing = not_found_message(argv)  # `main.py missing.wav`: say so, not "invalid choice"
+    if missing is not None:
+        print(missing, file=sys.stderr)
+        return EXIT_FAILED
     return cli_main(argv)
 
 

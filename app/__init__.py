@@ -29,33 +29,41 @@ def _process_age() -> float:
         return float("nan")
 
 
-def compute_note() -> str:
-    """Where models will run, found without importing torch."""
-    cuda = os.path.exists("/proc/driver/nvidia/version") or os.path.exists("/dev/nvidia0")
-    if sys.platform == "darwin":
-        return "Compute: Apple GPU (MPS) if available, else CPU"
-    return "Compute: CUDA GPU" if cuda else "Compute: no GPU found — models run on the CPU"
+def create_window(paths=(), settings=None, audio=None, check_compute: bool = True):
+    """Build the context and the main window (no event loop). Returns the window; ``window.ctx``.
 
+    ``audio=None``: PortAudio is asked which devices work after the first paint, on a worker thread
+    (``ctx.audio_checked`` turns True with the answer). ``check_compute``: find the torch device
+    for the status bar a little after the first paint (torch takes seconds to import, so a
+    helper process does that: see :class:`app.startup.ComputeCheck`).
+    """
+    from PySide6.QtCore import QTimer
 
-def create_window(paths=(), settings=None, audio=None):
-    """Build the context and the main window (no event loop). Returns the window; ``window.ctx``."""
     from .context import AppContext
     from .engine_bridge import EngineBridge
     from .main_window import MainWindow
     from .player import PlayerController
     from .settings import OUTPUT_DEVICE, Settings
+    from .startup import COMPUTE_DELAY_MS, check_audio
 
-    if audio is None:
-        from engine import live
-
-        audio = live.availability()
     settings = settings or Settings()
     bridge = EngineBridge()
-    player = PlayerController(settings.get(OUTPUT_DEVICE), audio.output_ok, audio.output_reason)
+    player = PlayerController(settings.get(OUTPUT_DEVICE), audio is not None and audio.output_ok,
+                              audio.output_reason if audio is not None else "")
     ctx = AppContext(settings, bridge, player, audio)
+    if audio is None:
+        player.unavailable_reason = ctx.audio.output_reason
     bridge.setParent(ctx)
     player.setParent(ctx)
-    window = MainWindow(ctx, compute_note())
+    window = MainWindow(ctx)
+
+    def painted() -> None:
+        if not ctx.audio_checked:
+            check_audio(ctx)
+        if check_compute:
+            QTimer.singleShot(COMPUTE_DELAY_MS, window, window.check_compute)
+
+    window.firstPaint.connect(painted)
     if paths:
         window.add_paths(list(paths))
     return window

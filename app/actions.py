@@ -25,6 +25,7 @@ SPEC = {
     "zoom_fit": ("&Fit", "Ctrl+0", "Show the whole file", None),
     "cancel": ("&Cancel all jobs", "Esc", "Cancel running and queued jobs (Esc)", "SP_DialogCancelButton"),
     "about": ("&About Sonoscope", "", "", None),
+    "batch": ("&Batch…", "Ctrl+Shift+B", "Run a task over every file in a folder (resumable)", None),
 }
 
 
@@ -50,6 +51,7 @@ def build_actions(parent) -> dict[str, QAction]:
         if tip:
             a.setToolTip(f"{tip} ({shortcut})" if shortcut and shortcut not in tip else tip)
             a.setStatusTip(tip)
+        a.setProperty("default_tip", a.toolTip())  # restored when a disabled action comes back
         if icon:
             a.setIcon(style.standardIcon(getattr(QStyle.StandardPixmap, icon)))
         a.setObjectName(f"action_{name}")

@@ -16,20 +16,30 @@
   ``play_array(audio, sr, start=0.0, label="")``, ``toggle/pause/stop/seek(seconds)``,
   ``set_loop(a, b)``, signals ``positionChanged(float)``, ``stateChanged(str)``;
   ``ctx.player.available`` is False (and ``unavailable_reason`` says why) with no output device.
+  The calls return at once: files and the device are opened on the player's own thread, so
+  ``state`` says what was asked for, ``busy`` whether it is still on its way, and a failure
+  arrives as ``error(str)`` (the state then falls back to "stopped").
 - ``ctx.add_file(path, select=False)`` -- put a generated/exported file into the file list.
 - ``ctx.status(message, timeout_ms=5000)`` -- a line in the status bar; ``ctx.error(message)``
   shows an error there too (no modal dialogs from panels, please).
 - ``ctx.output_dir()`` -- the session folder (created on demand) where generated files go;
   ``ctx.new_output_path(stem, ext)`` -- a free path in it (never overwrites).
 - ``ctx.input`` -- :class:`app.recording.RecordingController`, the one input device of the app:
-  ``stream = ctx.input.acquire(self)`` returns the running :class:`engine.live.InputStream`
+  ``stream = ctx.input.acquire(self)`` returns the running :class:`engine.audio.capture.InputStream`
   (or None if recording is unavailable; the reason is in ``ctx.input.unavailable_reason``),
   ``ctx.input.release(self)`` when done; ``ctx.input.streamChanged(stream_or_None)`` fires
   when the device is re-opened. Pull audio with your own cursor
   (``cur = stream.cursor(); frames, cur, lost = stream.read(cur)``; frames are
   ``(n, channels)`` float32 at ``stream.samplerate``), never block in a Qt slot.
   ``ctx.input.recorded(path)`` fires when a take is finished.
-- ``ctx.audio`` -- :class:`engine.live.Availability` (input_ok/output_ok and reasons);
+- ``ctx.speakers`` -- :class:`app.speaker_book.SpeakerBook`: who spoke when per file (``turns[path]``,
+  ``names[path]`` = {"S1": "Alice"}; ``set_turns``, ``rename``; ``changed(path)``), shared by the panels.
+- ``ctx.probe`` -- :class:`app.probe.AudioProbe`: ``info = ctx.probe.request(path)`` gives the
+  cached ``AudioInfo`` (or None) and probes unknown files on a worker thread; the answer comes as
+  ``ctx.probe.probed(path, info_or_None, error)``. Never call ``engine.audio.io.info`` in a slot.
+- ``ctx.audio`` -- :class:`engine.audio.devices.Availability` (input_ok/output_ok and reasons);
+  PortAudio is asked after the first paint, off the GUI thread: until then ``ctx.audio_checked``
+  is False and both are off; ``audioChanged(availability)`` fires when the answer is in.
   ``ctx.compute_device()`` -- "auto" / "cpu" / "cuda" and ``ctx.threads()`` (0 = automatic)
   from the settings; read them in the GUI thread and pass them to your job function.
 
@@ -55,6 +65,7 @@ class AppContext(QObject):
     addFileRequested = Signal(str, bool)   # path, select it
     statusMessage = Signal(str, int)       # text, timeout in ms
     errorMessage = Signal(str)
+    audioChanged = Signal(object)          # engine.audio.devices.Availability
 
     def __init__(self, settings: S.Settings, jobs: EngineBridge, player: PlayerController,
                  audio=None, parent: QObject | None = None) -> None:
@@ -62,19 +73,41 @@ class AppContext(QObject):
         self.settings = settings
         self.jobs = jobs
         self.player = player
-        if audio is None:
-            from engine.live import Availability
-
-            audio = Availability(False, False, "not checked", "not checked")
-        self.audio = audio
+        from .probe import AudioProbe
         from .recording import RecordingController
 
+        self.audio_checked = audio is not None
+        if audio is None:
+            from engine.audio.devices import Availability
+
+            from .startup import AUDIO_CHECKING
+
+            audio = Availability(False, False, AUDIO_CHECKING, AUDIO_CHECKING)
+        self.audio = audio
+        self.probe = AudioProbe(self)
         self.input = RecordingController(self, self)
+        from .speaker_book import SpeakerBook
+
+        self.speakers = SpeakerBook(self)  # who spoke when per file, shared by the panels
         self._selection: list[Path] = []
+
+    # -- audio devices -----------------------------------------------------------------------
+    def set_audio(self, audio) -> None:
+        """The answer of the (background) device check: enables playback/recording, tells everyone."""
+        self.audio = audio
+        self.audio_checked = True
+        self.player.available = bool(audio.output_ok)
+        self.player.unavailable_reason = audio.output_reason
+        self.audioChanged.emit(audio)
 
     # -- jobs ------------------------------------------------------------------------------
     def submit(self, name: str, fn, *args, **kwargs):
+        """Queue a job on the engine thread (it waits as "queued" behind the jobs before it)."""
         return self.jobs.submit(name, fn, *args, **kwargs)
+
+    def start_session(self, name: str, fn, *args, **kwargs):
+        """Start a long-lived job (live transcription) on its own thread: it never blocks the jobs."""
+        return self.jobs.start_session(name, fn, *args, **kwargs)
 
     # -- selection -------------------------------------------------------------------------
     @property
@@ -114,9 +147,9 @@ class AppContext(QObject):
         self.errorMessage.emit(message)
 
     def compute_device(self) -> str:
-        """"auto", "cpu" or "cuda" (pass to ``engine.devices.pick_device`` inside the job)."""
+        """"auto", "cpu" or "cuda" (pass to ``engine.compute.pick_device`` inside the job)."""
         return self.settings.get(S.COMPUTE_DEVICE)
 
     def threads(self) -> int:
-        """CPU threads for models, 0 = automatic (pass to ``engine.devices.set_threads`` inside the job)."""
+        """CPU threads for models, 0 = automatic (pass to ``engine.compute.set_threads`` inside the job)."""
         return self.settings.get(S.THREADS)

@@ -1,4 +1,5 @@
-"""Qt adapter over :class:`engine.jobs.JobRunner`: one engine thread, events as queued signals.
+"""Qt adapter over :class:`engine.jobs.JobRunner`: one engine thread (plus one per live session),
+events as queued signals.
 
 The runner calls ``on_event(job, kind)`` from the engine thread; this bridge re-emits
 them as Qt signals, which Qt delivers in the GUI thread (queued connection, because the
@@ -40,6 +41,12 @@ class EngineBridge(QObject):
     def submit(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Job:
         """Queue ``fn(state, *args, **kwargs)`` on the engine thread; returns the Job at once."""
         job = self.runner.submit(name, fn, *args, **kwargs)
+        self.jobAdded.emit(job)
+        return job
+
+    def start_session(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Job:
+        """Run a long-lived ``fn(state, ...)`` (live transcription) on its own thread, beside the jobs."""
+        job = self.runner.start_session(name, fn, *args, **kwargs)
         self.jobAdded.emit(job)
         return job
 

@@ -7,14 +7,16 @@ import logging
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
-from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter,
+from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMenu, QMessageBox, QSplitter,
                                QTabWidget, QTextEdit, QToolBar)
 
-from engine.audio import AUDIO_EXTENSIONS
+from engine.audio.io import AUDIO_EXTENSIONS
 
+from . import dialogs
 from . import settings as S
 from .actions import build_actions
 from .panels import PANELS
+from .startup import AUDIO_CHECKING, COMPUTE_CHECKING, ComputeCheck
 from .transport import TransportController
 from .widgets.file_list import FileList
 from .widgets.file_view import FileView
@@ -27,8 +29,9 @@ log = logging.getLogger(__name__)
 
 class MainWindow(QMainWindow):
     firstPaint = Signal()
+    computeChecked = Signal(str)   # the compute note, once torch answered
 
-    def __init__(self, ctx, compute_note: str = "") -> None:
+    def __init__(self, ctx) -> None:
         super().__init__()
         self.ctx = ctx
         self.setWindowTitle("Sonoscope")
@@ -39,7 +42,7 @@ class MainWindow(QMainWindow):
         self.actions_ = a = build_actions(self)
 
         # -- central area: file list | file view + panel tabs
-        self.file_list = FileList(self)
+        self.file_list = FileList(self, probe=ctx.probe)
         self.file_view = FileView(self, ctx.settings.get(S.LOG_FREQUENCY), ctx.settings.get(S.DB_RANGE))
         self.tabs = QTabWidget(self)
         self.tabs.setAccessibleName("Views")
@@ -80,9 +83,23 @@ class MainWindow(QMainWindow):
             self.menus[title.strip("&")] = m
             for n in names:
                 m.addSeparator() if n is None else m.addAction(a[n])
+        # File → Open Recent (persisted in the settings), rebuilt each time it opens
+        self.recent_menu = QMenu("Open &Recent", self)
+        self.recent_menu.setObjectName("menu_recent")
+        self.menus["File"].insertMenu(a["export"], self.recent_menu)
+        self.recent_menu.aboutToShow.connect(self.fill_recent_menu)
+        self.fill_recent_menu()
+        self.menus["File"].insertAction(a["settings"], a["batch"])  # File → Batch…
+        # View → Recording: a closed dock comes back from here (and after a restart that kept it closed)
+        view = self.menus["View"]
+        view.addSeparator()
+        toggle = self.record_dock.toggleViewAction()
+        toggle.setText("&Recording")
+        toggle.setToolTip("Show or hide the recording strip (level meter and live spectrogram)")
+        view.addAction(toggle)
         for act in a.values():
             self.addAction(act)  # shortcuts work wherever the focus is
-        self.compute_label = QLabel(compute_note, self)
+        self.compute_label = QLabel(COMPUTE_CHECKING, self)
         self.compute_label.setAccessibleName("Compute device")
         self.audio_label = QLabel("", self)
         self.audio_label.setAccessibleName("Audio devices")
@@ -108,7 +125,9 @@ class MainWindow(QMainWindow):
         a["zoom_fit"].triggered.connect(lambda: fv.zoom(None))
         a["cancel"].triggered.connect(ctx.jobs.cancel_all)
         a["about"].triggered.connect(self.about)
+        a["batch"].triggered.connect(self.open_batch)
         fl.selectionChangedPaths.connect(ctx.set_selection)
+        fl.pathsDropped.connect(lambda paths: dialogs.add_recent(ctx.settings, paths))
         ctx.selectionChanged.connect(lambda paths: fv.show_file(paths[0] if paths else None))
         ctx.addFileRequested.connect(lambda path, select: fl.add_paths([path], select=select))
         ctx.statusMessage.connect(lambda text, ms: self.statusBar().showMessage(text, ms))
@@ -117,6 +136,8 @@ class MainWindow(QMainWindow):
         rec.recorded.connect(lambda path: fl.add_paths([path], select=True))
         rec.recordingChanged.connect(self._recording_state)
         rec.error.connect(self.show_error)
+        ctx.audioChanged.connect(self._apply_audio_availability)
+        self._compute = None
         self._apply_audio_availability()
         self._restore_geometry()
 
@@ -178,16 +199,23 @@ class MainWindow(QMainWindow):
         w.setPlainText(f"The panel {name} could not be loaded:\n\n{type(error).__name__}: {error}")
         return w
 
-    def _apply_audio_availability(self) -> None:
+    def _apply_audio_availability(self, _=None) -> None:
         audio, a = self.ctx.audio, self.actions_
+        self.record_bar.update_availability()
+        if not self.ctx.audio_checked:
+            for name in ("play", "stop", "loop", "record", "monitor"):
+                a[name].setEnabled(False)
+                a[name].setToolTip(f"Waiting: {AUDIO_CHECKING}")
+            self.audio_label.setText(AUDIO_CHECKING)
+            return
         for name in ("play", "stop", "loop"):
             a[name].setEnabled(audio.output_ok)
-            if not audio.output_ok:
-                a[name].setToolTip(f"Playback is disabled: {audio.output_reason}")
+            a[name].setToolTip(a[name].property("default_tip") if audio.output_ok else
+                               f"Playback is disabled: {audio.output_reason}")
         for name in ("record", "monitor"):
             a[name].setEnabled(audio.input_ok)
-            if not audio.input_ok:
-                a[name].setToolTip(f"Recording is disabled: {audio.input_reason}")
+            a[name].setToolTip(a[name].property("default_tip") if audio.input_ok else
+                               f"Recording is disabled: {audio.input_reason}")
         parts = []
         if not audio.output_ok:
             parts.append("no playback device")
@@ -197,14 +225,22 @@ class MainWindow(QMainWindow):
         self.audio_label.setToolTip("\n".join(r for r in (audio.output_reason, audio.input_reason) if r))
 
     # -- file actions ------------------------------------------------------------------------
-    def add_paths(self, paths, select: bool = True) -> list[str]:
-        return self.file_list.add_paths(paths, select=select)
+    def add_paths(self, paths, select: bool = True, recent: bool = True) -> None:
+        """Add files and folders to the list (walked and probed in the background); what the user
+        opened goes to File → Open Recent."""
+        if recent and paths:
+            dialogs.add_recent(self.ctx.settings, paths)
+        self.file_list.add_paths(paths, select=select)
+
+    @Slot()
+    def fill_recent_menu(self) -> None:
+        dialogs.fill_recent_menu(self.recent_menu, self.ctx.settings, self.add_paths)
 
     @Slot()
     def open_files(self) -> None:
         st = self.ctx.settings
         patterns = " ".join(f"*{e}" for e in AUDIO_EXTENSIONS)
-        files, _ = QFileDialog.getOpenFileNames(self, "Open audio", st.get(S.LAST_OPEN_DIR),
+        files, _ = QFileDialog.getOpenFileNames(self, "Open audio", dialogs.open_dir(self.ctx),
                                                 f"Audio ({patterns});;All files (*)")
         if files:
             st.set(S.LAST_OPEN_DIR, str(Path(files[0]).parent))
@@ -212,23 +248,46 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def open_folder(self) -> None:
-        d = QFileDialog.getExistingDirectory(self, "Add a folder", self.ctx.settings.get(S.LAST_OPEN_DIR))
+        d = QFileDialog.getExistingDirectory(self, "Add a folder", dialogs.open_dir(self.ctx))
         if d:
+            self.ctx.settings.set(S.LAST_OPEN_DIR, d)
             self.add_paths([d])
 
     @Slot()
-    def export(self):
+    def export(self, path: str | Path | None = None):
+        """File → Export: the current file (or its selected range) where the save dialog says
+        (``path`` skips the dialog). Returns the job, or None."""
         from .tasks import export_selection
 
         return export_selection(self.ctx, self.file_view.selection() if self.file_view.path == self.ctx.current_path
-                                else None)
+                                else None, path=path, parent=self)
+
+    @Slot()
+    def open_batch(self):
+        """File → Batch…: the batch dialog (one per window, kept between uses). Returns it."""
+        from .widgets.batch_dialog import BatchDialog
+
+        if getattr(self, "batch_dialog", None) is None:
+            self.batch_dialog = BatchDialog(self.ctx, self)
+        self.batch_dialog.show()
+        self.batch_dialog.raise_()
+        return self.batch_dialog
 
     @Slot()
     def edit_settings(self) -> None:
         dlg = SettingsDialog(self.ctx.settings, self)
+        before = self.ctx.compute_device()
         if dlg.exec():
             self.ctx.player.set_output_device(self.ctx.settings.get(S.OUTPUT_DEVICE))
             self.recording.reopen()
+            if self.ctx.compute_device() != before:
+                self.check_compute()
+
+    def check_compute(self) -> None:
+        """Show in the status bar where models will run (asked off the GUI thread: ComputeCheck)."""
+        if self._compute is not None:
+            self._compute.close()
+        self._compute = ComputeCheck(self, self.ctx.compute_device())
 
     @Slot(bool)
     def _recording_state(self, on: bool) -> None:
@@ -288,6 +347,7 @@ class MainWindow(QMainWindow):
         st.sync()
         self.recording.shutdown()
         self.ctx.player.close()
+        self.ctx.probe.close()
         for panel in self.panels.values():
             hook = getattr(panel, "shutdown", None)
             if callable(hook):
@@ -296,4 +356,6 @@ class MainWindow(QMainWindow):
                 except Exception:
                     log.exception("panel shutdown failed")
         self.ctx.jobs.shutdown(timeout=3.0)
+        if self._compute is not None:
+            self._compute.close()
         super().closeEvent(e)

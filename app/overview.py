@@ -35,10 +35,22 @@ class Overview:
     spec_hop: int = 1                               # samples per spectrogram column
     peak: float = 0.0
     complete: bool = False
+    total_frames: int = 0                           # the file's length from its header (known at once)
 
     @property
     def duration(self) -> float:
+        """Seconds decoded so far (the whole file once ``complete``)."""
         return self.frames / self.samplerate
+
+    @property
+    def length(self) -> float:
+        """The file's length in seconds: from the header while decoding, then what was decoded.
+
+        Views use this for their time axis, so a partial overview fills the left part of the
+        file's whole span instead of being stretched over the full width."""
+        if self.complete or not self.total_frames:
+            return self.duration
+        return max(self.frames, self.total_frames) / self.samplerate
 
     def envelope(self, t0: float, t1: float, pixels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
         """``(times, mins, maxs, samples_per_bucket)`` for ``[t0, t1]`` s, 0.5 to 4 buckets per pixel."""
@@ -74,23 +86,26 @@ def _levels_from(mn: np.ndarray, mx: np.ndarray) -> list[tuple[np.ndarray, np.nd
 
 
 def compute(path: str | Path, max_columns: int = 3000, progress: Callable[[Overview, float], None] | None = None,
-            cancelled: Callable[[], bool] | None = None, progress_every: float = 0.3) -> Overview:
-    """Stream ``path`` once and build its overview; ``progress(ov, fraction)`` gets partial results."""
+            cancelled: Callable[[], bool] | None = None, progress_every: float = 0.3,
+            spectrogram: bool = True, max_buckets: int = MAX_BASE_BUCKETS) -> Overview:
+    """Stream ``path`` once and build its overview; ``progress(ov, fraction)`` gets partial results.
+    ``spectrogram=False``: the min/max envelopes only (``spec`` stays empty); ``max_buckets`` caps
+    level 0 (a coarser, smaller envelope)."""
     import time
 
-    from engine import audio
+    from engine.audio import io as audio
 
     info = audio.info(path)
     n_total = max(1, info.frames)
-    base = max(1, -(-n_total // MAX_BASE_BUCKETS))
+    base = max(1, -(-n_total // max(1, int(max_buckets))))
     hop = max(N_FFT // 4, -(-n_total // max_columns))
-    ov = Overview(Path(path), info.samplerate, 0, base)
+    ov = Overview(Path(path), info.samplerate, 0, base, total_frames=int(info.frames))
     cap_b = n_total // base + 16
     mn = np.zeros(cap_b, np.float32)
     mx = np.zeros(cap_b, np.float32)
     nb = 0
     cap_c = n_total // hop + 4
-    spec = np.full((cap_c, N_FFT // 2 + 1), -120.0, np.float32)
+    spec = np.full((cap_c if spectrogram else 0, N_FFT // 2 + 1), -120.0, np.float32)
     nc = 0
     window = np.hanning(N_FFT).astype(np.float32)
     norm = float(np.sum(window)) / 2
@@ -138,8 +153,9 @@ def compute(path: str | Path, max_columns: int = 3000, progress: Callable[[Overv
             nb += k
         carry_env = x_env[m:].copy()
         # spectrogram
-        carry_spec = np.concatenate([carry_spec, x])
-        flush_spec(False)
+        if spectrogram:
+            carry_spec = np.concatenate([carry_spec, x])
+            flush_spec(False)
         ov.frames += len(x)
         if progress is not None and time.monotonic() - last > progress_every:
             last = time.monotonic()
@@ -152,7 +168,8 @@ def compute(path: str | Path, max_columns: int = 3000, progress: Callable[[Overv
             mx.resize(nb + 1, refcheck=False)
         mn[nb], mx[nb] = carry_env.min(), carry_env.max()
         nb += 1
-    flush_spec(True)
+    if spectrogram:
+        flush_spec(True)
     ov.levels = _levels_from(mn[:nb], mx[:nb])
     ov.spec, ov.spec_hop, ov.peak = spec[:nc], hop, peak
     ov.complete = not (cancelled is not None and cancelled())
@@ -161,7 +178,7 @@ def compute(path: str | Path, max_columns: int = 3000, progress: Callable[[Overv
 
 def detail(path: str | Path, t0: float, t1: float, sr_hint: int | None = None) -> tuple[np.ndarray, int]:
     """Mono samples of ``[t0, t1]`` seconds read from the file (for deep zoom)."""
-    from engine import audio
+    from engine.audio import io as audio
 
     a, sr = audio.load(path, mono=True, start=max(0.0, t0), stop=t1)
     return a, sr
@@ -173,7 +190,7 @@ def spectrogram_range(path: str | Path, t0: float, t1: float, columns: int = 150
     Returns ``(spec, hop, samplerate)``. Each column averages up to 8 frames spread over its
     hop, so a wide range is summarised rather than sampled (no aliasing in time).
     """
-    from engine import audio
+    from engine.audio import io as audio
 
     sr = audio.info(path).samplerate
     n = max(1, int((t1 - t0) * sr))

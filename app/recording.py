@@ -1,7 +1,7 @@
-"""Recording and input monitoring for the GUI (Qt side of engine.live.InputStream / Recorder).
+"""Recording and input monitoring for the GUI (Qt side of engine.audio.capture.InputStream / Recorder).
 
 ``RecordingController`` opens the input device (from the settings) for monitoring,
-streams takes to the session folder with :class:`engine.live.Recorder` (the file on disk
+streams takes to the session folder with :class:`engine.audio.capture.Recorder` (the file on disk
 is valid up to about the last second at any time), and emits ``recorded(path)`` when a
 take is finished so the window can add it to the file list.
 """
@@ -18,7 +18,7 @@ from . import settings as S
 
 
 class RecordingController(QObject):
-    streamChanged = Signal(object)     # engine.live.InputStream or None
+    streamChanged = Signal(object)     # engine.audio.capture.InputStream or None
     recordingChanged = Signal(bool)
     elapsed = Signal(float)            # seconds recorded so far
     recorded = Signal(str)             # path of a finished take
@@ -53,11 +53,11 @@ class RecordingController(QObject):
         if not self.available:
             self.error.emit(f"Recording is disabled: {self.unavailable_reason}")
             return False
-        from engine import live
+        from engine.audio import capture
 
         st = self.ctx.settings
         try:
-            self.stream = live.InputStream(st.get(S.INPUT_DEVICE) or None, st.get(S.RECORD_RATE),
+            self.stream = capture.InputStream(st.get(S.INPUT_DEVICE) or None, st.get(S.RECORD_RATE),
                                            st.get(S.RECORD_CHANNELS)).start()
         except SonoscopeError as e:
             self.stream = None
@@ -118,11 +118,11 @@ class RecordingController(QObject):
     def start(self) -> Path | None:
         if self.recording or not self._open():
             return None
-        from engine import live
+        from engine.audio import capture
 
         path = self.ctx.timestamped_path("Recording", ".wav")
         try:
-            self.recorder = live.Recorder(self.stream, path).start()
+            self.recorder = capture.Recorder(self.stream, path).start()
         except SonoscopeError as e:
             self.recorder = None
             self.error.emit(str(e))

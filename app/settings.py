@@ -22,6 +22,8 @@ from typing import Any, Generic, TypeVar
 
 from PySide6.QtCore import QObject, QSettings, Signal
 
+from engine import defaults as D
+
 T = TypeVar("T")
 
 
@@ -86,9 +88,12 @@ RECORD_RATE = define("audio/record_rate", int, 48000, "Recording sample rate in 
 RECORD_CHANNELS = define("audio/record_channels", int, 1, "Recording channels", (1, 2))
 OUTPUT_DIR = define("files/output_dir", str, _default_output_dir(),
                     "Session folder: recordings and generated files go here")
-EXPORT_FORMAT = define("files/export_format", str, "wav", "Format of exported audio",
+EXPORT_FORMAT = define("files/export_format", str, D.EXPORT_FORMAT, "Format of exported audio",
                        ("wav", "flac", "ogg", "mp3", "aiff"))
 LAST_OPEN_DIR = define("files/last_open_dir", str, "", "Folder last used in File → Open")
+LAST_EXPORT_DIR = define("files/last_export_dir", str, "",
+                         "Folder the last export was saved to ('' = the session folder)")
+RECENT_FILES = define("files/recent", list, [], "Files and folders opened lately (File → Open Recent)")
 LOG_FREQUENCY = define("view/log_frequency", bool, True, "Spectrograms use a logarithmic frequency axis")
 DB_RANGE = define("view/db_range", int, 80, "Spectrogram colour range in dB below the peak")
 WINDOW_GEOMETRY = define("window/geometry", bytes, b"", "Main window geometry")

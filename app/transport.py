@@ -21,6 +21,7 @@ class TransportController(QObject):
         file_view.selectionChanged.connect(lambda *_: self.apply_loop())
         loop_action.toggled.connect(lambda _: self.apply_loop())
         ctx.selectionChanged.connect(self._selected)
+        ctx.probe.probed.connect(self._probed)
 
     def _viewing_source(self) -> bool:
         return self.view.path is not None and self.ctx.player.source_label == str(self.view.path)
@@ -51,23 +52,30 @@ class TransportController(QObject):
         else:
             self.pending_seek = t
             self.view.set_playhead(t)
+            self.bar.set_position(t)  # the readout says where Space will start
 
     @Slot(list)
     def _selected(self, paths: list) -> None:
         """Show the selected file's length in the readout unless something else is playing."""
         p = self.ctx.player
-        if not paths or p.state == "playing" or p.source_label == paths[0]:
+        if not paths:
+            if p.state != "playing":
+                self.bar.set_duration("", 0.0)
+                self.bar.set_position(0.0)
             return
-        from engine import audio
-        from engine.errors import SonoscopeError
-
-        try:
-            duration = audio.info(paths[0]).duration
-        except SonoscopeError:
-            duration = 0.0
+        if p.state == "playing" or p.source_label == paths[0]:
+            return
         self.pending_seek = 0.0
-        self.bar.set_duration(paths[0], duration)
+        info = self.ctx.probe.request(paths[0])  # cached, or probed off the GUI thread (see _probed)
+        self.bar.set_duration(paths[0], info.duration if info is not None else 0.0)
         self.bar.set_position(0.0)
+
+    @Slot(str, object, str)
+    def _probed(self, path: str, info, error: str) -> None:
+        p, current = self.ctx.player, self.ctx.current_path
+        if current is None or path != str(current) or p.state == "playing" or p.source_label == path:
+            return
+        self.bar.set_duration(path, info.duration if info is not None else 0.0)
 
     @Slot(float)
     def _position(self, t: float) -> None:

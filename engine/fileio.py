@@ -42,13 +42,6 @@ def write_text_atomic(path: str | os.PathLike, text: str, encoding: str = "utf-8
     return path
 
 
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-    return path
-
-
 def unique_path(path: str | os.PathLike) -> Path:
     """``path`` if free, else ``name (2).ext``, ``name (3).ext``...: exports never overwrite silently."""
     path = Path(path)

@@ -3,14 +3,19 @@
 A job is any callable ``fn(state, *args, **kwargs)``. It reports with
 ``state.update(progress=..., status=...)`` and ``state.add_partial(item)`` and calls
 ``state.check()`` often; ``check`` raises :class:`~engine.errors.Cancelled` once the
-user asked to cancel. ``JobRunner`` runs jobs one at a time on a worker thread; the
-Qt app adapts it to signals, the CLI prints progress to stderr.
+user asked to cancel. ``JobRunner`` runs jobs one at a time on a worker thread (the others
+wait as "queued"), and long-lived sessions (a live transcription, a playback feeder) each on a
+thread of their own, so a session never holds up the jobs. The Qt app adapts it to signals,
+the CLI prints progress to stderr.
 """
 
 from __future__ import annotations
 
+import collections
 import enum
+import importlib
 import itertools
+import math
 import queue
 import threading
 import time
@@ -55,6 +60,13 @@ class JobState:
         """Raise Cancelled if cancellation was requested. Call this often."""
         if self._cancel.is_set():
             raise Cancelled()
+
+    def finish(self) -> None:
+        """Mark the work complete (progress 1.0). Called by :func:`run_job` when the function returned,
+        so a job that never reported progress (a live session, a quick check) does not end at 0 %.
+        (No notification: the runner's "finished" event follows at once.)"""
+        with self._lock:
+            self.progress = 1.0
 
     def sub(self, start: float, stop: float) -> "SubState":
         """A view mapping this job's progress range [start, stop] to 0..1 for a sub-step."""
@@ -105,9 +117,67 @@ class SubState:
         return self.parent.cancelled
 
 
+def lazy(module: str, name: str) -> Callable[..., Any]:
+    """The job function ``module.name``, imported when the job first runs (on the engine thread).
+
+    A window submits ``lazy("engine.stems.separate", "separate_file")`` so that the click does not
+    import torch and the model code on the GUI thread."""
+
+    def fn(state: JobState, *args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(module), name)(state, *args, **kwargs)
+
+    fn.__name__ = name
+    fn.__qualname__ = f"{module}.{name}"
+    return fn
+
+
 def null_state() -> JobState:
     """A state for callers that do not watch progress (library use)."""
     return JobState()
+
+
+class RemainingEstimate:
+    """Seconds left from a job's progress, smoothed so that the readout does not jump around.
+
+    Jobs rarely progress at one pace (a model loads, then the audio streams, then files are written),
+    so ``elapsed * (1 - p) / p`` swings (2:22, 6:10, 0:05). Here the pace is the geometric mean of the
+    whole run's and the last ``window`` seconds' pace, and the shown value counts down by itself and
+    follows that raw estimate with a time constant: ``tau_up`` seconds when it grows (a stall
+    raises the readout slowly), ``tau_down`` when it shrinks (a job that speeds up is believed soon).
+    """
+
+    def __init__(self, window: float = 20.0, tau_up: float = 8.0, tau_down: float = 2.0) -> None:
+        self.window, self.tau_up, self.tau_down = window, tau_up, tau_down
+        self.samples: collections.deque[tuple[float, float]] = collections.deque()
+        self.value: float | None = None
+        self._t: float | None = None
+
+    def update(self, t: float, progress: float) -> float | None:
+        """The estimate at ``t`` seconds since the job started, with ``progress`` (0..1) reached."""
+        p = min(1.0, max(0.0, progress))
+        if p >= 1.0:
+            self.value, self._t = 0.0, t
+            return 0.0
+        if not self.samples or p != self.samples[-1][1] or t - self.samples[-1][0] >= 1.0:
+            self.samples.append((t, p))
+        while len(self.samples) > 2 and self.samples[0][0] < t - self.window:
+            self.samples.popleft()
+        if p <= 0.01 or t <= 0.5:
+            return self.value  # nothing to go on yet
+        rate = p / t
+        t0, p0 = self.samples[0]
+        if t - t0 >= 2.0 and p > p0:
+            rate = math.sqrt(rate * (p - p0) / (t - t0))
+        raw = (1.0 - p) / rate
+        if self.value is None or self._t is None:
+            self.value = raw
+        else:
+            dt = max(0.0, t - self._t)
+            predicted = max(0.0, self.value - dt)
+            tau = self.tau_up if raw > predicted else self.tau_down
+            self.value = predicted + (1.0 - math.exp(-dt / tau)) * (raw - predicted)
+        self._t = t
+        return self.value
 
 
 class JobStatus(enum.Enum):
@@ -137,7 +207,9 @@ class Job:
     detail: str | None = None  # traceback for unexpected errors
     started: float | None = None
     finished: float | None = None
+    session: bool = False  # a long-lived job on its own thread (JobRunner.start_session)
     _done: threading.Event = field(default_factory=threading.Event, repr=False)
+    _eta: RemainingEstimate = field(default_factory=RemainingEstimate, repr=False)
 
     def cancel(self) -> None:
         self.state.cancel()
@@ -153,11 +225,11 @@ class Job:
 
     @property
     def remaining(self) -> float | None:
-        """Estimated seconds left, from progress so far (None until there is something to go on)."""
-        p = self.state.progress
-        if self.status is not JobStatus.RUNNING or p <= 0.01:
+        """Estimated seconds left, from progress so far, smoothed (None until there is something to go
+        on). See :class:`RemainingEstimate`."""
+        if self.status is not JobStatus.RUNNING:
             return None
-        return self.elapsed * (1.0 - p) / p
+        return self._eta.update(self.elapsed, self.state.progress)
 
 
 def run_job(job: Job) -> Job:
@@ -167,6 +239,7 @@ def run_job(job: Job) -> Job:
     try:
         job.state.check()
         job.result = job.fn(job.state, *job.args, **job.kwargs)
+        job.state.finish()
         job.status = JobStatus.DONE
     except Cancelled:
         job.status = JobStatus.CANCELLED
@@ -189,7 +262,8 @@ def run_job(job: Job) -> Job:
 
 
 class JobRunner:
-    """Runs submitted jobs one after another on a single worker thread (the engine thread).
+    """Runs submitted jobs one after another on a single worker thread (the engine thread);
+    :meth:`start_session` runs a long-lived job at once on a thread of its own.
 
     ``on_event(job, kind)`` is called from the worker thread with kind in
     {"started", "progress", "partial", "finished"}; the Qt adapter turns these into
@@ -205,7 +279,19 @@ class JobRunner:
         self._thread.start()
 
     def submit(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Job:
-        job = Job(name, fn, args, kwargs)
+        """Queue ``fn(state, *args, **kwargs)`` behind the jobs before it."""
+        job = self._register(Job(name, fn, args, kwargs))
+        self._queue.put(job)
+        return job
+
+    def start_session(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Job:
+        """Run a long-lived ``fn(state, ...)`` (until cancelled) now, on its own thread, beside the jobs."""
+        job = self._register(Job(name, fn, args, kwargs))
+        job.session = True
+        threading.Thread(target=self._run, args=(job,), name=f"session-{job.id}", daemon=True).start()
+        return job
+
+    def _register(self, job: Job) -> Job:
         npartials = [0]
 
         def listener(state: JobState) -> None:
@@ -219,7 +305,6 @@ class JobRunner:
 
         job.state.add_listener(listener)
         self.jobs.append(job)
-        self._queue.put(job)
         return job
 
     def cancel_all(self) -> None:
@@ -240,13 +325,16 @@ class JobRunner:
             except Exception:  # an observer's bug must not kill the engine thread
                 traceback.print_exc()
 
+    def _run(self, job: Job) -> None:
+        self._emit(job, "started")
+        run_job(job)
+        self._emit(job, "finished")
+
     def _loop(self) -> None:
         while True:
             job = self._queue.get()
             if job is None:
                 return
             self.current = job
-            self._emit(job, "started")
-            run_job(job)
+            self._run(job)
             self.current = None
-            self._emit(job, "finished")

@@ -1,6 +1,6 @@
 """The model store: a catalog of models and a resolver that turns a model id into a local folder.
 
-Catalog entries live in ``resources/models/*.json`` (one file per family) plus the user's
+Catalog entries live in ``engine/catalog/*.json`` (one file per family) plus the user's
 imported folders (``<root>/local.json``). Each entry lists sources, tried in order:
 
 - ``pack``: an offline pip package that ships the weights. Files are used in place when they
@@ -19,16 +19,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import http.client
 import importlib.metadata as metadata
 import json
 import os
 import shutil
-import tarfile
 import tempfile
-import urllib.error
-import urllib.request
-import zipfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,8 +33,7 @@ from .errors import Cancelled, ChecksumMismatch, ModelError, ModelNotAvailable
 from .fileio import write_text_atomic
 from .jobs import JobState, null_state
 
-RESOURCES = Path(__file__).resolve().parent.parent / "resources"
-CATALOG_DIR = RESOURCES / "models"
+CATALOG_DIR = Path(__file__).resolve().parent / "catalog"  # package data: ships in the wheel
 MARKER = ".sonoscope-model.json"
 CHUNK = 1 << 20
 
@@ -55,6 +50,36 @@ def default_root() -> Path:
 def offline() -> bool:
     return any(os.environ.get(v, "").lower() in ("1", "true", "yes")
                for v in ("SONOSCOPE_OFFLINE", "HF_HUB_OFFLINE"))
+
+
+NO_NETWORK = "No network"   # how a download that could not even start begins its message
+CONNECT_TIMEOUT = 3.0
+
+
+def check_reachable(url: str, timeout: float = CONNECT_TIMEOUT) -> None:
+    """Raise ModelNotAvailable at once (in milliseconds when the name does not resolve, in at most
+    ``timeout`` s otherwise) when ``url``'s host, or the proxy that would carry it, cannot be
+    reached. Without this an offline download retries for most of a minute before it fails."""
+    import socket
+    import urllib.parse
+    import urllib.request
+
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return  # file:// and the like: nothing to connect to
+    host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(parts.scheme)
+    if proxy and not urllib.request.proxy_bypass(host):
+        p = urllib.parse.urlsplit(proxy if "://" in proxy else "http://" + proxy)
+        host, port = p.hostname or host, p.port or 8080
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as e:
+        why = (e.strerror or str(e)) if not isinstance(e, TimeoutError) else f"no answer in {timeout:g} s"
+        raise ModelNotAvailable(f"{NO_NETWORK}: {host} cannot be reached ({why}). Connect to the internet "
+                                f"and try again.") from None
 
 
 @dataclass
@@ -118,6 +143,7 @@ class ModelStore:
         self.root = Path(root) if root is not None else default_root()
         self.catalog_dir = Path(catalog_dir) if catalog_dir is not None else CATALOG_DIR
         self._catalog: dict[str, ModelSpec] | None = None
+        self._catalog_lock = threading.Lock()
 
     # -- catalog ---------------------------------------------------------------------------
     def _load_catalog(self) -> dict[str, ModelSpec]:
@@ -135,19 +161,27 @@ class ModelStore:
             specs[spec.id] = spec
         return specs
 
+    def _specs(self) -> dict[str, ModelSpec]:
+        with self._catalog_lock:
+            if self._catalog is None:
+                self._catalog = self._load_catalog()
+            return self._catalog
+
+    def reload_catalog(self) -> None:
+        """Read the catalog again (after an import added a local entry); safe while jobs read it."""
+        specs = self._load_catalog()
+        with self._catalog_lock:
+            self._catalog = specs
+
     def catalog(self, task: str | None = None) -> list[ModelSpec]:
-        if self._catalog is None:
-            self._catalog = self._load_catalog()
-        specs = list(self._catalog.values())
-        return [s for s in specs if task is None or s.task == task]
+        return [s for s in self._specs().values() if task is None or s.task == task]
 
     def get(self, model_id: str) -> ModelSpec:
-        self.catalog()
-        assert self._catalog is not None
+        specs = self._specs()
         try:
-            return self._catalog[model_id]
+            return specs[model_id]
         except KeyError:
-            near = [s.id for s in self._catalog.values() if model_id.lower() in s.id.lower()]
+            near = [s.id for s in specs.values() if model_id.lower() in s.id.lower()]
             hint = f" Did you mean: {', '.join(near)}?" if near else " See `python main.py models list`."
             raise ModelNotAvailable(f"unknown model '{model_id}'.{hint}") from None
 
@@ -199,6 +233,21 @@ class ModelStore:
             if src.get("type") == "local" and Path(src["path"]).is_dir():
                 return "local"
         return None
+
+    def install_kind(self, model_id: str) -> str | None:
+        """How the model is installed, in words for people: "offline pack" (a pip package ships it,
+        used in place or unpacked into the cache), "downloaded" or "imported" (a local folder); None
+        if it is not installed."""
+        where = self.installed_from(model_id)
+        if where is None:
+            return None
+        if where == "cache":
+            try:
+                kind = json.loads((self.cache_dir(model_id) / MARKER).read_text()).get("source", {}).get("type")
+            except (OSError, ValueError, AttributeError):
+                kind = None
+            return {"pack": "offline pack", "local": "imported"}.get(kind, "downloaded")
+        return "offline pack" if where.startswith("pack:") else "imported"
 
     def is_installed(self, model_id: str) -> bool:
         return self.installed_from(model_id) is not None
@@ -339,8 +388,11 @@ class ModelStore:
         return self._download_url(spec, src, state)
 
     def _download_hub(self, spec: ModelSpec, src: dict[str, Any], state: JobState) -> Path:
-        from huggingface_hub import hf_hub_download
+        from huggingface_hub import constants, hf_hub_download
         from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+        state.update(status="connecting")
+        check_reachable(constants.ENDPOINT)
 
         files = _file_map(src.get("files"))
         sums = src.get("sha256", {})
@@ -353,6 +405,7 @@ class ModelStore:
                 state.update(progress=i / n, status=label)
                 try:
                     got = hf_hub_download(src["repo"], remote, revision=src.get("revision", "main"),
+                                          repo_type=src.get("repo_type"),  # "space" for the x-vector voices
                                           local_dir=partial, tqdm_class=_progress_tqdm(state, i, n, label))
                 except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as e:
                     raise ModelNotAvailable(f"could not download {spec.id} from huggingface.co/{src['repo']} "
@@ -369,7 +422,13 @@ class ModelStore:
         return self.cache_dir(spec.id)
 
     def _download_url(self, spec: ModelSpec, src: dict[str, Any], state: JobState) -> Path:
+        import http.client  # networking modules only where a download happens (start-up cost)
+        import urllib.error
+        import urllib.request
+
         url = src["url"]
+        state.update(status="connecting")
+        check_reachable(url)
         partial = self.root / ".partial" / (spec.id.replace("/", "--") + "-" + Path(url).name)
         partial.parent.mkdir(parents=True, exist_ok=True)
         have = partial.stat().st_size if partial.exists() else 0
@@ -398,7 +457,7 @@ class ModelStore:
                                    f"again)")
         state.update(progress=0.95, status="unpacking")
         with self._staging(spec) as stage:
-            _unpack(partial, stage, src.get("archive"))
+            _unpack(partial, stage, src.get("archive"), name=Path(url).name)
             self._write_marker(stage, spec, src)
         partial.unlink()
         return self.cache_dir(spec.id)
@@ -416,6 +475,8 @@ class ModelStore:
             if missing:
                 return False, f"{spec.id}: missing {', '.join(missing)} in {d}"
             sums = src.get("sha256", {}) if isinstance(src.get("sha256"), dict) else {}
+            if src.get("type") == "url" and isinstance(src.get("sha256"), str) and _plain_file(src):
+                sums = {Path(src["url"]).name: src["sha256"]}  # a single downloaded file
             bad = [n for n, s in sums.items() if _sha256(d / n, state) != s]
             if bad:
                 return False, f"{spec.id}: checksum mismatch in {', '.join(bad)}"
@@ -450,13 +511,33 @@ class ModelStore:
         if any(s.get("type") == "local" for s in spec.sources):
             entries = [e for e in self._local_entries() if e["id"] != model_id]
             self._save_local(entries)
-            self._catalog = None
+            self.reload_catalog()
             return f"forgot imported model {model_id} (its folder was left in place)"
         packs = [_packages(s) for s in spec.sources if s.get("type") == "pack" and self._pack_files(s)]
         if packs:
             raise ModelError(f"{model_id} comes from the pip package{'s' if len(packs[0]) > 1 else ''} "
                              f"{' and '.join(packs[0])}; remove it with `pip uninstall {' '.join(packs[0])}`")
         raise ModelError(f"{model_id} is not installed")
+
+    def _builtin_entries(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for f in sorted(self.catalog_dir.glob("*.json")):
+            with contextlib.suppress(OSError, ValueError):
+                out += json.loads(f.read_text(encoding="utf-8"))
+        return out
+
+    @staticmethod
+    def _check_import(folder: Path, entry: dict[str, Any]) -> None:
+        """Refuse a folder whose files do not match the checksums the catalog gives for them."""
+        for src in entry.get("sources", []):
+            sums = src.get("sha256")
+            if isinstance(sums, str) and src.get("type") == "url" and _plain_file(src):
+                sums = {Path(src["url"]).name: sums}
+            for fname, digest in (sums or {}).items() if isinstance(sums, dict) else []:
+                f = folder / fname
+                if f.is_file() and _sha256(f) != digest:
+                    raise ChecksumMismatch(f"{f} is not the file the catalog's '{entry['id']}' expects "
+                                           f"(its sha256 differs)")
 
     def _local_file(self) -> Path:
         return self.root / "local.json"
@@ -488,9 +569,16 @@ class ModelStore:
                  "family": family or "unknown", "format": format, "size_mb": round(size, 1),
                  "license": "", "description": f"imported from {folder}",
                  "sources": [{"type": "local", "path": str(folder)}]}
+        known = next((s for s in self._builtin_entries() if s["id"] == model_id), None)
+        if known is not None:  # a catalog model brought in by hand: its files must be the catalog's
+            self._check_import(folder, known)
+            entry = {**known, "description": f"{known.get('description', '')} (imported from {folder})".strip(),
+                     "sources": [{"type": "local", "path": str(folder)}] + known.get("sources", [])}
+            entry.update({k: v for k, v in (("name", name), ("task", task), ("family", family),
+                                             ("format", format)) if v})
         entries = [e for e in self._local_entries() if e["id"] != model_id] + [entry]
         self._save_local(entries)
-        self._catalog = None
+        self.reload_catalog()
         return ModelSpec.from_dict(entry)
 
 
@@ -514,10 +602,23 @@ def _progress_tqdm(state: JobState, index: int, count: int, label: str):
     return _Forward
 
 
-def _unpack(archive: Path, dest: Path, kind: str | None) -> None:
-    name = archive.name.lower()
-    kind = kind or ("zip" if name.endswith(".zip") else "tar" if ".tar" in name or name.endswith(".tgz")
-                    else "file")
+def _archive_kind(name: str, kind: str | None = None) -> str:
+    name = name.lower()
+    return kind or ("zip" if name.endswith(".zip") else "tar" if ".tar" in name or name.endswith(".tgz") else "file")
+
+
+def _plain_file(src: dict[str, Any]) -> bool:
+    """A URL source that downloads one file as it is (not an archive to unpack)."""
+    return _archive_kind(Path(src["url"]).name, src.get("archive")) == "file"
+
+
+def _unpack(archive: Path, dest: Path, kind: str | None, name: str | None = None) -> None:
+    """Extract a zip/tar archive into ``dest``, or copy a plain file there as ``name``."""
+    import tarfile
+    import zipfile
+
+    plain = name or archive.name
+    kind = _archive_kind(plain, kind)
     if kind == "zip":
         with zipfile.ZipFile(archive) as z:
             for member in z.namelist():
@@ -528,7 +629,7 @@ def _unpack(archive: Path, dest: Path, kind: str | None) -> None:
         with tarfile.open(archive) as t:
             t.extractall(dest, filter="data")
     else:
-        shutil.copy2(archive, dest / archive.name.split("-", 1)[-1])
+        shutil.copy2(archive, dest / plain)
 
 
 _default: ModelStore | None = None

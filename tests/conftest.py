@@ -63,3 +63,14 @@ def tmp_audio(tmp_path):
         return path, audio
 
     return make
+
+
+@pytest.fixture(scope="session")
+def pulse():
+    """A PulseAudio server with a null sink and its monitor as the microphone: one per test process
+    (tests/pulse.py). Not skipped when missing: the setup installs it, and real devices are tested."""
+    from tests.pulse import available, shared_pulse
+
+    why = available()
+    assert why is None, why
+    return shared_pulse()

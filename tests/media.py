@@ -31,7 +31,7 @@ def write(path: Path, audio: np.ndarray, sr: int) -> Path:
     container, codec = AV_FORMATS[ext]
     rate = 48000 if codec == "libopus" else sr
     if rate != sr:
-        from engine.audio import resample
+        from engine.audio.io import resample
 
         audio = resample(audio, sr, rate)
     layout = "mono" if audio.shape[0] == 1 else "stereo"

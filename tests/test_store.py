@@ -56,19 +56,33 @@ def store(tmp_path, monkeypatch):
     return lambda entries: ModelStore(tmp_path / "cache", write_catalog(tmp_path / "catalog", entries))
 
 
-def test_real_offline_packs_resolve_and_verify(tmp_path):
+def counting_sha256(monkeypatch) -> list[Path]:
+    """Wrap engine.store._sha256: returns the list of files hashed so far."""
+    import engine.store
+
+    hashed, real = [], engine.store._sha256
+    monkeypatch.setattr(engine.store, "_sha256", lambda path, state=None: hashed.append(Path(path)) or real(path, state))
+    return hashed
+
+
+def test_real_offline_packs_resolve_and_verify(tmp_path, monkeypatch):
     """The catalog's real packs (installed by the models extra) resolve in place and match their checksums."""
+    hashed = counting_sha256(monkeypatch)
     s = ModelStore(tmp_path / "cache")
     for model_id, name in [("silero-vad", "silero_vad_16k.safetensors"),
                            ("piper-en_US-joe-medium", "en_US-joe-medium.onnx")]:
         assert s.installed_from(model_id).startswith("pack:")
+        hashed.clear()
         folder = s.resolve(model_id)
         assert (folder / name).is_file()
-        ok, msg = s.verify(model_id)
+        assert folder / name in hashed  # the first resolve checks the pack's files
+        # resolving again uses the remembered verification: nothing is hashed
+        hashed.clear()
+        assert s.resolve(model_id) == folder and hashed == []
+        assert ModelStore(tmp_path / "cache").resolve(model_id) == folder and hashed == []  # across sessions too
+        ok, msg = s.verify(model_id)  # an explicit verify always re-reads the files
         assert ok, msg
-    # resolving twice uses the remembered verification
-    marker = tmp_path / "cache" / ".verified" / "silero-vad.json"
-    assert marker.is_file()
+    assert (tmp_path / "cache" / ".verified" / "silero-vad.json").is_file()
 
 
 def test_pack_in_place_and_checksum_mismatch(store, tmp_path, monkeypatch):
@@ -88,8 +102,33 @@ def test_pack_in_place_and_checksum_mismatch(store, tmp_path, monkeypatch):
     os.utime(p, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))
     with pytest.raises(ChecksumMismatch, match="does not match its checksum.*reinstall"):
         s.resolve("m")
+    with pytest.raises(ChecksumMismatch):  # a failed check is not remembered as a pass
+        s.resolve("m")
     ok, msg = s.verify("m")
-    assert not ok and "mismatch" in msg
+    assert not ok and "mismatch" in msg and "model.bin" in msg
+
+
+def test_a_verified_pack_is_hashed_again_only_when_a_file_changes(store, tmp_path, monkeypatch):
+    import os
+
+    data = b"weights" * 1000
+    fake_pack(monkeypatch, "fake-pack", tmp_path / "site", {"fake/m/model.bin": data, "fake/m/config.json": b"{}"})
+    s = store([{"id": "m", "task": "t", "family": "f", "sources": [
+        {"type": "pack", "package": "fake-pack", "files": {"model.bin": ["fake/m/model.bin"],
+                                                          "config.json": ["fake/m/config.json"]},
+         "sha256": {"model.bin": sha(data)}}]}])
+    hashed = counting_sha256(monkeypatch)
+    p = tmp_path / "site" / "fake" / "m" / "model.bin"
+    s.resolve("m")
+    assert hashed == [p]  # only the file with a checksum
+    for _ in range(3):
+        s.resolve("m")
+    assert hashed == [p]
+    st = p.stat()
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # same bytes, new mtime: checked once more
+    s.resolve("m")
+    s.resolve("m")
+    assert hashed == [p, p]
 
 
 def test_pack_parts_are_concatenated_into_the_cache(store, tmp_path, monkeypatch):
@@ -216,6 +255,7 @@ def test_hub_download_reports_progress_and_cancels(store, tmp_path, monkeypatch)
         return str(out)
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    hub_reachable(monkeypatch)
     s = store([{"id": "h", "task": "t", "family": "f", "sources": [
         {"type": "hub", "repo": "org/h", "files": {"weights.bin": "sub/weights.bin"},
          "sha256": {"weights.bin": sha(data)}}]}])
@@ -249,3 +289,137 @@ def test_import_local_folder_and_forget(store, tmp_path):
     with pytest.raises(ModelError, match="empty"):
         (tmp_path / "empty").mkdir()
         s.import_folder(tmp_path / "empty")
+
+
+@pytest.fixture
+def http_server():
+    """A local HTTP server for RangeHandler: yields its base URL; requests are recorded."""
+    RangeHandler.requests, RangeHandler.cut_after = [], None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RangeHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def fake_hub(monkeypatch, files: dict[str, bytes]) -> list[str]:
+    """huggingface_hub.hf_hub_download serving ``files`` (by remote name); returns the names asked for."""
+    import huggingface_hub
+
+    asked = []
+
+    def fake_download(repo, filename, revision=None, local_dir=None, tqdm_class=None, **kw):
+        asked.append(filename)
+        out = Path(local_dir) / filename
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(files[filename])
+        return str(out)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    hub_reachable(monkeypatch)
+    return asked
+
+
+def hub_reachable(monkeypatch) -> None:
+    """The faked hub counts as reachable (the store checks the connection before a download)."""
+    import huggingface_hub.constants
+
+    import engine.store
+
+    real = engine.store.check_reachable
+    monkeypatch.setattr(engine.store, "check_reachable",
+                        lambda url, *a, **k: None if url == huggingface_hub.constants.ENDPOINT else real(url, *a, **k))
+
+
+def test_a_completed_url_download_with_a_wrong_checksum_is_refused_and_deleted(store, tmp_path, http_server):
+    RangeHandler.payload = b"not the archive you expected" * 100
+    s = store([{"id": "u", "task": "t", "family": "f", "sources": [
+        {"type": "url", "url": f"{http_server}/m.bin", "sha256": sha(b"the real archive")}]}])
+    with pytest.raises(ChecksumMismatch, match="m.bin does not match its checksum"):
+        s.resolve("u")
+    assert RangeHandler.requests == [None]  # downloaded whole, then refused
+    assert not s.is_installed("u") and not s.cache_dir("u").exists()
+    assert list((tmp_path / "cache" / ".partial").iterdir()) == []  # not kept to resume from
+    assert not [p for p in (tmp_path / "cache").iterdir() if p.name.startswith(".u.")]
+    with pytest.raises(ChecksumMismatch):  # a second try downloads it all again (no stale resume)
+        s.resolve("u")
+    assert RangeHandler.requests == [None, None]
+
+
+def test_a_completed_hub_download_with_a_wrong_checksum_is_refused_and_deleted(store, tmp_path, monkeypatch):
+    good, bad = b"config", b"tampered weights"
+    fake_hub(monkeypatch, {"config.json": good, "w.bin": bad})
+    s = store([{"id": "h", "task": "t", "family": "f", "sources": [
+        {"type": "hub", "repo": "org/h", "files": ["config.json", "w.bin"],
+         "sha256": {"config.json": sha(good), "w.bin": sha(b"real weights")}}]}])
+    with pytest.raises(ChecksumMismatch, match="downloaded w.bin does not match its checksum"):
+        s.resolve("h")
+    assert not s.is_installed("h") and not s.cache_dir("h").exists()
+    partial = tmp_path / "cache" / ".partial" / "h"
+    assert not (partial / "w.bin").exists()  # the bad file is deleted, never resumed from
+    assert not [p for p in (tmp_path / "cache").iterdir() if p.name.startswith(".h.")]
+
+
+def test_a_checksum_mismatch_stops_instead_of_trying_the_next_source(store, tmp_path, monkeypatch, http_server):
+    asked = fake_hub(monkeypatch, {"w.bin": b"corrupt"})
+    RangeHandler.payload = b"good"
+    s = store([{"id": "m", "task": "t", "family": "f", "sources": [
+        {"type": "hub", "repo": "org/m", "files": ["w.bin"], "sha256": {"w.bin": sha(b"good")}},
+        {"type": "url", "url": f"{http_server}/w.bin", "sha256": sha(b"good")}]}])
+    with pytest.raises(ChecksumMismatch):
+        s.resolve("m")
+    assert asked == ["w.bin"] and RangeHandler.requests == []  # the mirror was not tried
+    assert not s.is_installed("m")
+    # a source that is merely unreachable does fall through to the next one
+    import huggingface_hub
+
+    def unreachable(*a, **kw):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", unreachable)
+    folder = s.resolve("m")
+    assert RangeHandler.requests == [None] and (folder / "w.bin").read_bytes() == b"good"
+
+
+def test_verify_finds_a_tampered_or_missing_cached_file(store, monkeypatch):
+    weights, config = b"W" * 5000, b"{}"
+    fake_hub(monkeypatch, {"w.bin": weights, "config.json": config})
+    s = store([{"id": "h", "task": "t", "family": "f", "sources": [
+        {"type": "hub", "repo": "org/h", "files": ["w.bin", "config.json"],
+         "sha256": {"w.bin": sha(weights), "config.json": sha(config)}}]}])
+    folder = s.resolve("h")
+    assert s.verify("h") == (True, f"h: OK (2 checksums) in {folder}")
+    (folder / "w.bin").write_bytes(b"X" + weights[1:])  # same size, one byte changed
+    ok, msg = s.verify("h")
+    assert not ok and msg == "h: checksum mismatch in w.bin"
+    (folder / "w.bin").unlink()
+    ok, msg = s.verify("h")
+    assert not ok and msg.startswith("h: missing w.bin")
+
+
+def test_hub_source_of_a_space_downloads_from_the_space(store, tmp_path, monkeypatch):
+    """The x-vector voices live in a Hugging Face *space*: the source's repo_type reaches the download."""
+    import huggingface_hub
+
+    data = b"v" * 100
+    seen = []
+
+    def fake_download(repo, filename, revision=None, local_dir=None, tqdm_class=None, repo_type=None, **kw):
+        seen.append((repo, filename, repo_type))
+        out = Path(local_dir) / filename
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(data)
+        return str(out)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    hub_reachable(monkeypatch)
+    s = store([{"id": "v", "task": "t", "family": "f", "sources": [
+        {"type": "hub", "repo": "org/space", "repo_type": "space", "files": {"v.npy": "v.npy"},
+         "sha256": {"v.npy": sha(data)}}]},
+        {"id": "m", "task": "t", "family": "f", "sources": [
+            {"type": "hub", "repo": "org/model", "files": {"m.bin": "m.bin"}, "sha256": {"m.bin": sha(data)}}]}])
+    s.resolve("v")
+    s.resolve("m")
+    assert seen == [("org/space", "v.npy", "space"), ("org/model", "m.bin", None)]

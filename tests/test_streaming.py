@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from engine import audio as eaudio
-from engine.ctc import CTCVocab, greedy
+from engine.audio import io as eaudio
+from engine.transcribe.ctc import CTCVocab, greedy
 from engine.models.wav2vec2 import Wav2Vec2Config, Wav2Vec2Model
-from engine.streaming import CTCStreamer, StreamUpdate, check_monotonic, replay, word_latencies
+from engine.transcribe.streaming import CTCStreamer, StreamUpdate, check_monotonic, replay, word_latencies
 
 VOCAB = ["<pad>", "|"] + list("ETAONISRHD")
 
@@ -57,8 +57,7 @@ def test_full_context_stream_equals_offline(speech, norm, stable, normalize):
     g = greedy(off, CTCVocab.from_config(m.config))
     assert len(g.words) >= 5
     assert ups[-1].committed == norm_space(g.text)
-    assert [(w.word, w.start_frame, w.end_frame) for w in s.words] == \
-        [(w.word, w.start_frame, w.end_frame) for w in g.words]
+    assert [(w.word, w.start, w.end) for w in s.words] == [(w.word, w.start, w.end) for w in g.words]
 
 
 @pytest.mark.parametrize("norm,stable", [("group", False), ("layer", True)])
@@ -130,13 +129,40 @@ def test_short_and_empty_input():
     assert s.finish().committed == ""
 
 
-def test_latency_simulation_reports_rtf(speech):
+@pytest.mark.parametrize("chunk, right", [(0.5, 0.3), (1.0, 0.6)])
+def test_latency_simulation_reports_rtf(speech, monkeypatch, chunk, right):
+    import types
+
+    import engine.transcribe.streaming as S
+
     m = tiny("group")
-    r = word_latencies(lambda: CTCStreamer(m, chunk=0.5, left=1.0, right=0.3), speech, block=0.1)
-    assert r["words"] and len(r["latencies"]) <= len(r["words"])
-    lat = np.array(r["latencies"])
-    # a word is committed once its delimiter frame has 0.3 s look-ahead: never before it ended
-    assert (lat > 0).all() and 0 < r["rtf"] < 1
+    block = 0.1
+    factory = lambda: CTCStreamer(m, chunk=chunk, left=1.0, right=right)  # noqa: E731
+    r = word_latencies(factory, speech, block=block)
+    words, lat = r["words"], np.array(r["latencies"])
+    # every word committed before the end of the audio has a latency (only those of finish() have none)
+    assert len(words) >= 10 and len(lat) >= 0.75 * len(words), (len(words), len(lat))
+    # a word is committed once the look-ahead after its chunk has arrived: never sooner than `right`
+    assert lat.min() >= right - 1e-9, lat.min()
+    assert r["rtf"] > 0 and len(r["compute"]) >= len(speech) / 16000 / chunk - 1  # (speed: benchmarks/bench_ctc.py)
+
+    # without compute time (a frozen clock) the latency is the algorithm's alone: at least the
+    # look-ahead, at most a chunk (the word's delimiter may fall in the next one) + chunk + look-ahead + block
+    monkeypatch.setattr(S, "time", types.SimpleNamespace(perf_counter=lambda: 0.0))
+    r0 = word_latencies(factory, speech, block=block)
+    lat0 = np.array(r0["latencies"])
+    assert [w.word for w in r0["words"]] == [w.word for w in words] and len(lat0) == len(lat)
+    assert r0["rtf"] == 0 and set(r0["compute"]) == {0.0}
+    assert lat0.min() >= right - 1e-9 and lat0.max() <= 2 * chunk + right + block + 1e-9, (lat0.min(), lat0.max())
+    # compute only ever delays a word
+    assert (lat >= lat0 - 1e-9).all()
+    # a clock on which every model step takes 0.1 s: each word waits for its own update's compute
+    ticks = iter(range(10**6))
+    monkeypatch.setattr(S, "time", types.SimpleNamespace(perf_counter=lambda: 0.1 * next(ticks)))
+    r2 = word_latencies(factory, speech, block=block)
+    lat2 = np.array(r2["latencies"])
+    assert len(lat2) == len(lat0) and (lat2 >= lat0 + 0.1 - 1e-9).all()
+    assert r2["rtf"] == pytest.approx(sum(r2["compute"]) / (len(speech) / 16000)) and r2["rtf"] > 0.1 / chunk - 0.05
 
 
 def test_feature_cache_is_exact_with_fixed_statistics(speech):

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from safetensors.torch import save_file
 
-from engine import audio as eaudio
+from engine.audio import io as eaudio
 from engine.cli import main as cli
-from engine.ctc import CTCVocab, greedy, long_logits
-from engine.streaming import CTCStreamer, replay
+from engine.transcribe.ctc import CTCVocab, greedy, long_logits
+from engine.transcribe.streaming import CTCStreamer, replay
 from tests.test_streaming import VOCAB, tiny
 
 
@@ -51,6 +51,25 @@ def test_transcribe_engine_ctc(tiny_folder, librivox, tmp_path, capsys):
     words = [w for s in j["segments"] for w in s["words"]]
     assert [w["word"].strip() for w in words] == [w.word for w in expect.words]
     assert [w["start"] for w in words] == [w.start for w in expect.words]
+
+
+def test_transcribe_engine_ctc_with_beam_search(tiny_folder, librivox, tmp_path):
+    from engine.transcribe.ctc import beam_search
+
+    d, m = tiny_folder
+    wav = librivox[4][0]
+    a, _ = eaudio.load(wav, mono=True)
+    vocab = CTCVocab.from_config(m.config)
+    logits = m.logits(a)
+    want = beam_search(logits, vocab, beam_width=16)
+    assert want.text != greedy(logits, vocab).text  # on this utterance the beam search changes the text
+    rc = cli(["transcribe", "--engine", "ctc", "--beam-size", "16", "--model", str(d), "--fp32", str(wav),
+              "--format", "txt", "json", "--out", str(tmp_path)])
+    assert rc == 0
+    assert " ".join((tmp_path / f"{wav.stem}.txt").read_text().split()) == " ".join(want.text.split())
+    j = json.loads((tmp_path / f"{wav.stem}.json").read_text())
+    words = [w for s in j["segments"] for w in s["words"]]
+    assert [(w["word"].strip(), w["start"]) for w in words] == [(w.word, w.start) for w in want.words]
 
 
 def test_live_file_replay_writes_transcript_and_audio(tiny_folder, librivox, tmp_path):

@@ -10,9 +10,9 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from engine import audio as eaudio  # noqa: E402
+from engine.audio import io as eaudio  # noqa: E402
 from qtwindow import open_window  # noqa: E402
-from engine.streaming import CTCStreamer, replay  # noqa: E402
+from engine.transcribe.streaming import CTCStreamer, replay  # noqa: E402
 from tests.test_streaming_cli import tiny_folder  # noqa: E402,F401  (fixture)
 
 
@@ -59,7 +59,7 @@ def test_live_panel_replay_ctc_and_save(window, qtbot, tiny_folder, librivox):  
     assert all(b.startswith(a_) for a_, b in zip(committed, committed[1:]))
     assert any(u.tentative and "#8a8a8a" in h for u, h in shown)
 
-    paths = panel.save_session()
+    paths = panel.save_session(window.ctx.timestamped_path("Live", ".wav"))  # (the save dialog's answer)
     assert [p.suffix for p in paths] == [".wav", ".txt", ".srt", ".json"]
     back, sr = eaudio.load(paths[0], mono=True)
     assert sr == 16000 and abs(len(back) - len(a)) < 400
@@ -75,3 +75,40 @@ def test_live_panel_without_microphone(window, qtbot):
     panel.source.setCurrentIndex(panel.source.findData("mic"))
     assert panel.start_session() is None
     assert errors and "microphone" in errors[-1] and panel.start.text() == "Start"
+
+
+def test_live_panel_shows_how_far_behind_real_time_it_is(window, qtbot):
+    """Each update's lag (the session clock): "0.4 s behind real time" in green, amber from 1 s, red from 3 s;
+    drawn in those colours (pixels of the rendered label, saved as PNG)."""
+    from pathlib import Path
+
+    from PySide6.QtWidgets import QApplication
+
+    from app.panels.live_panel import LAG_BAD, LAG_OK
+    from engine.transcribe.streaming import StreamUpdate
+
+    panel = window.panels["LivePanel"]
+    i = window.tabs.indexOf(panel)
+    if i >= 0:
+        window.tabs.setCurrentIndex(i)
+    art = Path(__file__).resolve().parent / "artifacts"
+    art.mkdir(parents=True, exist_ok=True)
+
+    def drawn(lag):
+        panel.show_update(StreamUpdate("seven of clubs", "five", audio_time=12.0, final_time=11.0, lag=lag))
+        QApplication.processEvents()
+        img = panel.lag.grab().toImage()
+        return {(c.red() // 16, c.green() // 16, c.blue() // 16)
+                for c in (img.pixelColor(x, y) for x in range(img.width()) for y in range(img.height()))}
+
+    def has(colors, hex_):
+        r, g, b = (int(hex_[k:k + 2], 16) // 16 for k in (1, 3, 5))
+        return any(abs(c[0] - r) <= 1 and abs(c[1] - g) <= 1 and abs(c[2] - b) <= 1 for c in colors)
+
+    ok = drawn(0.4)
+    assert panel.lag.text() == "0.4 s behind real time" and has(ok, LAG_OK) and not has(ok, LAG_BAD)
+    bad = drawn(4.2)
+    assert panel.lag.text() == "4.2 s behind real time" and has(bad, LAG_BAD) and not has(bad, LAG_OK)
+    assert panel.grab().save(str(art / "live_panel_lag.png"))
+    panel.show_update(StreamUpdate("", "", lag=None))
+    assert panel.lag.text() == ""

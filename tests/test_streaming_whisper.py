@@ -9,12 +9,15 @@ import time
 import numpy as np
 import pytest
 
-from engine import audio as eaudio
-from engine.ctc import Word
+from engine.audio import io as eaudio
+from engine.results import Word
 from engine.jobs import JobState
 from engine.wer import wer
-from engine.streaming import (SileroVAD, WhisperStreamer, _after, check_monotonic, live_transcribe,
-                              load_whisper_transcriber, replay)
+from engine.audio.vad import SileroVAD
+from engine.transcribe.whisper.streaming import WhisperStreamer, _after, whisper_transcriber
+from engine.transcribe.streaming import check_monotonic, replay
+from engine.transcribe.live import live_transcribe
+from engine.transcribe.whisper.loading import load as load_whisper
 
 SR = 16000
 
@@ -113,7 +116,7 @@ def test_silero_vad_finds_speech(librivox):
 
 @pytest.fixture(scope="module")
 def tiny_en():
-    return load_whisper_transcriber("whisper-tiny.en")
+    return whisper_transcriber(*load_whisper("whisper-tiny.en", int8=False))
 
 
 def test_whisper_stream_replay_matches_reference(librivox, tiny_en):
@@ -128,15 +131,6 @@ def test_whisper_stream_replay_matches_reference(librivox, tiny_en):
     ups = replay(s, np.concatenate(parts), block=0.1)
     check_monotonic(ups)
     assert wer(" ".join(ref), ups[-1].committed) <= 0.10, ups[-1].committed
-
-
-@pytest.fixture(scope="module")
-def pulse():
-    from tests.pulse import available, shared_pulse
-
-    why = available()
-    assert why is None, why
-    return shared_pulse()
 
 
 @pytest.mark.audio
@@ -160,14 +154,32 @@ def test_live_mic_whisper_end_to_end(pulse, librivox, tiny_en):
     shown = []
     result: dict = {}
 
+    # what the session has taken from the microphone so far (16 kHz samples), seen from this thread
+    heard = [0]
+    insert = streamer.insert_audio
+
+    def counting_insert(x):
+        insert(x)
+        heard[0] += len(x)
+
+    streamer.insert_audio = counting_insert
+
     def run() -> None:
         result.update(live_transcribe(state, streamer, on_update=shown.append))
 
+    def wait_heard(n: int, timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        while heard[0] < n and worker.is_alive() and time.monotonic() < end:
+            time.sleep(0.01)
+        return heard[0] >= n
+
     worker = threading.Thread(target=run)
     worker.start()
-    time.sleep(1.0)  # the input stream is open and reading
+    assert wait_heard(1, 60), "the session never read from the input"  # its stream is open and reading
+    start = heard[0]
     play_into_mic(played, RATE)
-    time.sleep(1.0)
+    # stop once the session has taken in all that was played plus 0.6 s (the mic's latency is ~75 ms)
+    assert wait_heard(start + int((len(played) / RATE + 0.6) * SR), 60)
     state.cancel()  # "stop": the stream finishes and commits what it heard
     worker.join(120)
     assert not worker.is_alive()
@@ -178,3 +190,21 @@ def test_live_mic_whisper_end_to_end(pulse, librivox, tiny_en):
     assert wer(" ".join(ref), hyp) <= 0.10, hyp
     # the session audio came back from the mic: about as long as what was played
     assert result["audio"].size / SR > len(played) / RATE
+
+
+def test_punctuation_words_and_decoding_loops_never_reach_the_live_text():
+    """Seen in a real-time session: the last window decoded as "...prudently . . . . ." (200 dots
+    committed). Punctuation joins the word before it (once); the same words four or more times in a
+    row are a loop, cut after the first time; a phrase said twice stays twice."""
+    from engine.results import Word
+    from engine.transcribe.whisper.streaming import clean_words
+
+    def words(text):
+        return [w.word for w in clean_words([Word(x, i, i + 1) for i, x in enumerate(text.split())])]
+
+    assert words("in his power . . . . . .") == ["in", "his", "power."]
+    assert words("five five the the the the the end") == ["five", "five", "the"]
+    assert words("Front. Center. Front. Center. Rear - left") == ["Front.", "Center.", "Front.", "Center.",
+                                                                "Rear", "left"]
+    assert words("of clubs of clubs of clubs of clubs of clubs") == ["of", "clubs"]
+    assert words(". , hello") == ["hello"]

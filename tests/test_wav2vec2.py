@@ -12,7 +12,7 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from engine.ctc import CTCVocab, greedy, ids_to_text  # noqa: E402
+from engine.transcribe.ctc import CTCVocab, greedy, ids_to_text  # noqa: E402
 from engine.errors import CheckpointError, ModelError  # noqa: E402
 from engine.models.wav2vec2 import load_model, normalize_waveform, read_config  # noqa: E402
 

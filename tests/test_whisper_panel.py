@@ -69,7 +69,8 @@ def test_transcribe_panel_live_segments_play_and_export(window, qtbot, tmp_path,
     assert live and live[0][0] == str(files[0])
     rows = [panel.segments.topLevelItem(i) for i in range(panel.segments.topLevelItemCount())]
     want = [(f.name, s.text.strip()) for f in files for s in panel.transcripts[str(f)].segments]
-    assert [(r.text(0), r.text(3)) for r in rows] == want and want
+    assert [(r.text(0), r.text(4)) for r in rows] == want and want
+    assert all(r.text(3) == "" for r in rows)  # no speakers asked for: an empty Speaker column
 
     # activating a segment plays its file from the segment start
     played = []
@@ -79,8 +80,8 @@ def test_transcribe_panel_live_segments_play_and_export(window, qtbot, tmp_path,
     assert played == [(str(files[0]), panel.transcripts[str(files[0])].segments[0].start)]
 
     # export the current file's transcript
-    from engine.whisper.exports import render
+    from engine.transcribe.exports import render
 
-    out = panel.export("srt")
+    out = panel.export("srt", window.ctx.output_dir() / f"{files[0].stem}.srt")  # (the save dialog's answer)
     assert out.parent == window.ctx.output_dir() and out.read_text() == render(panel.transcripts[str(files[0])], "srt")
     assert window.ctx.settings.get(S.KEYS["transcribe/beam_size"]) == 2

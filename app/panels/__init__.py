@@ -9,7 +9,9 @@ CONTRACT (for everyone adding a panel)
   ``ctx.selectionChanged(list[str])``), the shared player (``ctx.player.play_file`` /
   ``play_array``), ``ctx.add_file(path)`` to put a generated file into the file list,
   ``ctx.status(msg)`` / ``ctx.error(msg)``, ``ctx.output_dir()`` / ``ctx.new_output_path()``,
-  the shared microphone (``stream = ctx.input.acquire(self)`` -> ``engine.live.InputStream``;
+  a file's format and length from the shared probe cache (``ctx.probe.request(path)``, answers
+  in ``ctx.probe.probed``; never ``engine.audio.io.info`` in a slot),
+  the shared microphone (``stream = ctx.input.acquire(self)`` -> ``engine.audio.capture.InputStream``;
   ``ctx.input.release(self)``), the compute preference (``ctx.compute_device()``,
   ``ctx.threads()``). Read ``app/context.py`` for the details.
 - Class attributes:
@@ -19,7 +21,9 @@ CONTRACT (for everyone adding a panel)
 - The panel module must import fast: NO torch / transformers / model imports at module
   level -- import them inside the job function that runs on the engine thread. Panels are
   created after the window's first paint, but a slow import still freezes the GUI.
-- Long work goes through ``ctx.submit`` (never block the GUI thread); report with
+- Long work goes through ``ctx.submit`` (never block the GUI thread: no decoding, folder walks,
+  file probes, PortAudio queries or torch in a slot; ``app.threads.run_in_thread`` for small
+  one-off work); report with
   ``state.update(progress=..., status=...)`` / ``state.add_partial(...)``; the jobs panel
   shows progress, cancel and errors for every job automatically.
 - Optional hooks: ``shutdown(self)`` called when the window closes.
@@ -36,7 +40,11 @@ PANELS: list[tuple[str, str]] = [
     ("app.panels.file_info_panel", "FileInfoPanel"),
     ("app.panels.transcribe_panel", "TranscribePanel"),
     ("app.panels.stems_panel", "StemsPanel"),
+    ("app.panels.tags_panel", "TagsPanel"),
+    ("app.panels.speakers_panel", "SpeakersPanel"),
     ("app.panels.live_panel", "LivePanel"),
     ("app.panels.jobs_panel", "JobsPanel"),
     ("app.panels.models_panel", "ModelsPanel"),
+    ("app.panels.timeline_panel", "TimelinePanel"),  # after Tags and Speakers: it shares their lanes
+    ("app.panels.speak_panel", "SpeakPanel"),
 ]

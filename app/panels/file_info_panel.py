@@ -1,7 +1,8 @@
 """File info: the example panel of the extension contract (see app/panels/__init__.py).
 
-Shows the selected file's format and, computed on the engine thread through
-``ctx.submit``, its peak and RMS level, so it doubles as a template for model panels.
+Shows the selected file's format (from ``ctx.probe``: probed off the GUI thread, cached) and,
+computed on the engine thread through ``ctx.submit``, its peak and RMS level, so it doubles as a
+template for model panels.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from PySide6.QtWidgets import QFormLayout, QLabel, QPushButton, QVBoxLayout, QWi
 
 def measure_levels(state, path: str) -> dict:
     """Job: peak / RMS (dBFS) of a file, streamed block by block (bounded memory)."""
-    from engine import audio
+    from engine.audio import io as audio
 
     info = audio.info(path)
     peak, sumsq, n = 0.0, 0.0, 0
@@ -55,6 +56,7 @@ class FileInfoPanel(QWidget):
         lay.addStretch(1)
         self.job = None
         ctx.selectionChanged.connect(self._selection)
+        ctx.probe.probed.connect(self._probed)
         self._selection([str(p) for p in ctx.selection])
 
     @Slot(list)
@@ -64,16 +66,27 @@ class FileInfoPanel(QWidget):
         self.measure_button.setEnabled(bool(paths))
         if not paths:
             return
-        from engine import audio
-        from engine.errors import SonoscopeError
-
         path = Path(paths[0])
         self.fields["File"].setText(path.name)
         self.fields["Folder"].setText(str(path.parent))
-        try:
-            i = audio.info(path)
-        except SonoscopeError as e:
-            self.fields["Format"].setText(str(e))
+        # the format comes from the window's probe cache; an unknown file is probed in the background
+        self.ctx.probe.request(path)
+        hit = self.ctx.probe.cached(path)
+        if hit is not None:
+            self._show_info(str(path), *hit)
+        else:
+            self.fields["Format"].setText("reading…")
+
+    @Slot(str, object, str)
+    def _probed(self, path: str, info, error: str) -> None:
+        if self.ctx.current_path is not None and path == str(self.ctx.current_path):
+            self._show_info(path, info, error)
+
+    def _show_info(self, path: str, i, error: str) -> None:
+        if i is None:
+            self.fields["Format"].setText(error)
+            for name in ("Duration", "Sample rate", "Channels"):
+                self.fields[name].setText("–")
             return
         self.fields["Format"].setText(f"{i.format} {i.subtype}".strip())
         self.fields["Duration"].setText(f"{i.duration:.3f} s ({i.frames} samples)")

@@ -116,8 +116,9 @@ class JobsPanel(QWidget):
                 item.setText(4, _t(job.remaining))
 
     def rows(self) -> list[dict]:
-        return [{"name": it.text(0), "status": it.text(1), "progress": bar.value() / 1000,
-                 "cancel_enabled": c.isEnabled(), "job": j} for it, bar, c, j in self._rows.values()]
+        return [{"name": it.text(0), "status": it.text(1), "progress": bar.value() / 1000, "shown": bar.text(),
+                 "remaining": it.text(4), "cancel_enabled": c.isEnabled(), "job": j}
+                for it, bar, c, j in self._rows.values()]
 
     @Slot()
     def clear_finished(self) -> None:

@@ -1,5 +1,10 @@
 """Model manager over engine.store: catalog, install/download with progress, verify, delete,
-open folder, import a local folder. All store work runs as jobs (engine thread)."""
+open folder, import a local folder. All store work runs as jobs (engine thread).
+
+The Installed column says in words how each model got there ("offline pack", "downloaded",
+"imported") or what installing it takes ("not installed — download 150 MB"); a failed install
+says why in the row itself ("not installed — no network").
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,44 @@ import threading
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QUrl, Signal, Slot
-from PySide6.QtGui import QDesktopServices
+from PySide6.QtGui import QBrush, QColor, QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QHeaderView, QInputDialog, QLabel, QPushButton,
                                QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from ..threads import emit
 
 COLS = ("Model", "Task", "Size", "License", "Installed", "Id")
+INSTALLED_ROLE = Qt.ItemDataRole.UserRole  # on column 4: True when the model is installed
+
+
+def _mb(size_mb: float | None) -> str:
+    if not size_mb:
+        return ""
+    return f"{size_mb:.0f} MB" if size_mb >= 1 else "<1 MB"
+
+
+def not_installed_text(spec, offline_now: bool) -> str:
+    """What installing a model takes, in words (the Installed column of a model that is not there)."""
+    kinds = set(spec.source_types)
+    size = f" {_mb(spec.size_mb)}" if spec.size_mb else ""
+    if kinds & {"hub", "url"}:
+        return "not installed — offline mode" if offline_now else f"not installed — download{size}"
+    if "pack" in kinds:
+        return "not installed — needs its offline pack"
+    return "not installed"
+
+
+def installed_tooltip(spec, where: str | None) -> str:
+    if where and where.startswith("pack:"):
+        return f"From the offline pack (pip package) {where[5:]}"
+    if where == "cache":
+        return "Unpacked or downloaded into the model cache"
+    if where == "local":
+        return "A local folder you imported (never deleted by Sonoscope)"
+    packs = [n for src in spec.sources if src.get("type") == "pack"
+             for n in ([src["package"]] if "package" in src else src.get("packages", []))]
+    hint = f"; offline: pip install {' '.join(packs)}" if packs else ""
+    return f"Install downloads it{hint}" if set(spec.source_types) & {"hub", "url"} else f"pip install {' '.join(packs)}"
 
 
 def _store():
@@ -59,6 +95,8 @@ class ModelsPanel(QWidget):
         self.info = QLabel("", self)
         self.info.setAccessibleName("Last model action")
         self.info.setWordWrap(True)
+        self.info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)  # paths can be copied
+        self._failed: dict[str, str] = {}  # model id -> why its last install failed (shown in its row)
         self.buttons: dict[str, QPushButton] = {}
         bar = QHBoxLayout()
         for name, tip, slot in (
@@ -97,14 +135,18 @@ class ModelsPanel(QWidget):
         def work() -> None:
             try:
                 store = _store()
-                store._catalog = None  # re-read the JSON files
+                store.reload_catalog()  # re-read the JSON files
+                from engine.store import offline
+
                 rows = []
+                off = offline()
                 for s in store.catalog():
                     try:
                         where = store.installed_from(s.id)
+                        text = store.install_kind(s.id) or not_installed_text(s, off)
                     except Exception as e:  # one broken entry must not hide the rest
-                        where = f"error: {e}"
-                    rows.append((s, where, store.root))
+                        where, text = None, f"error: {e}"
+                    rows.append((s, where, store.root, text))
                 emit(self._listed, rows, "", number)
             except Exception as e:
                 emit(self._listed, [], f"Cannot read the model catalog: {e}", number)
@@ -118,10 +160,17 @@ class ModelsPanel(QWidget):
         selected = self.current_id()
         self.tree.setSortingEnabled(False)
         self.tree.clear()
-        for spec, where, root in sorted(rows, key=lambda r: (r[0].task, r[0].name.lower())):
-            item = QTreeWidgetItem([spec.name, spec.task, f"{spec.size_mb:.0f} MB" if spec.size_mb else "",
-                                    spec.license, where or "no", spec.id])
+        for spec, where, root, text in sorted(rows, key=lambda r: (r[0].task, r[0].name.lower())):
+            failed = self._failed.get(spec.id) if where is None else None
+            if failed:
+                text = f"not installed — {failed}"
+            item = QTreeWidgetItem([spec.name, spec.task, _mb(spec.size_mb),
+                                    spec.license, text, spec.id])
             item.setToolTip(0, spec.description)
+            item.setData(4, INSTALLED_ROLE, where is not None)
+            item.setToolTip(4, installed_tooltip(spec, where))
+            if failed:
+                item.setForeground(4, QBrush(QColor(230, 90, 90)))
             self.tree.addTopLevelItem(item)
             if spec.id == selected:
                 item.setSelected(True)
@@ -146,7 +195,7 @@ class ModelsPanel(QWidget):
     @Slot()
     def _selected(self) -> None:
         item = self.tree.selectedItems()[0] if self.tree.selectedItems() else None
-        installed = item is not None and item.text(4) not in ("no", "")
+        installed = item is not None and bool(item.data(4, INSTALLED_ROLE))
         self.buttons["Install"].setEnabled(item is not None and not installed)
         for name in ("Verify", "Delete", "Open folder"):
             self.buttons[name].setEnabled(installed)
@@ -161,9 +210,21 @@ class ModelsPanel(QWidget):
     def install(self):
         mid = self.current_id()
         if mid:
-            return self._run(f"Install model {mid}", install_model, mid,
-                             done=lambda j: self.ctx.status(f"{mid} installed in {j.result}" if j.result else
-                                                            f"{mid}: {j.error}", 8000))
+            self._failed.pop(mid, None)
+            return self._run(f"Install model {mid}", install_model, mid, done=lambda j: self._installed(mid, j))
+
+    def _installed(self, mid: str, job) -> None:
+        from engine.store import NO_NETWORK
+
+        if job.result:
+            self.info.setText(f"{mid} installed in {job.result}")
+            self.ctx.status(f"{mid} installed in {job.result}", 8000)
+            return
+        error = job.error or "failed"
+        self._failed[mid] = ("no network" if error.startswith(NO_NETWORK) else
+                             "cancelled" if error == "Cancelled" else "failed")
+        self.info.setText(f"{mid}: {error}")
+        self.ctx.status(f"{mid}: {error}", 8000)
 
     @Slot()
     def verify(self):
@@ -192,8 +253,13 @@ class ModelsPanel(QWidget):
         if folder is None:
             self.info.setText(f"{mid} has no folder yet: install it first")
             return
-        QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
-        self.info.setText(str(folder))
+        # Where no file manager can be started (a bare desktop, a remote session) openUrl fails or
+        # does nothing: the path is always shown (selectable) and put on the clipboard.
+        opened = QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+        QGuiApplication.clipboard().setText(str(folder))
+        self.info.setText(f"{mid} is in {folder} (path copied to the clipboard)" if opened else
+                          f"No file manager could be opened. {mid} is in {folder} "
+                          f"(path copied to the clipboard)")
 
     @Slot()
     def import_folder(self, folder: str | None = None, model_id: str | None = None):

@@ -2,8 +2,9 @@
 
 Separation runs on the engine thread (progress and cancel in the jobs panel) and writes float
 WAV stems to a work folder; the stem player then shows them as tracks with solo / mute / volume,
-playing in sync through the app's player; "Export" writes the ticked stems as WAV, FLAC or MP3
-to ``<output folder>/<track name>/<stem>.<ext>`` without overwriting anything.
+playing in sync through the app's player; "Export" asks for a folder (the last one used, at first
+the session folder) and writes the ticked stems as WAV (32-bit float, as the CLI does), FLAC or MP3
+to ``<folder>/<track name>/<stem>.<ext>`` without overwriting anything.
 """
 
 from __future__ import annotations
@@ -16,38 +17,33 @@ from PySide6.QtCore import Slot
 from PySide6.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout,
                                QWidget)
 
+from engine import defaults as D
+from engine.jobs import lazy
+
 from .. import settings as S
 from ..widgets.stem_player import StemPlayer
 
-STEMS = S.define("stems/count", int, 2, "Number of stems (2, 4 or 5)", choices=(2, 4, 5))
-MODE = S.define("stems/mode", str, "soft", "Mask mode: soft masks or Wiener filtering", choices=("soft", "wiener"))
-FORMAT = S.define("stems/format", str, "wav", "Export format of stems", choices=("wav", "flac", "mp3"))
+# the engine's jobs, imported on the engine thread when they first run (they import torch)
+separate_file = lazy("engine.stems.separate", "separate_file")
+export_stem_files = lazy("engine.stems.separate", "export_stem_files")
+
+# the defaults are the CLI's too (engine/defaults.py)
+STEMS = S.define("stems/count", int, D.STEMS, "Number of stems (2, 4 or 5)", choices=(2, 4, 5))
+MODE = S.define("stems/mode", str, D.STEMS_MODE, "Mask mode: soft masks or Wiener filtering",
+                choices=("soft", "wiener"))
+FORMAT = S.define("stems/format", str, D.STEMS_FORMAT, "Export format of stems", choices=("wav", "flac", "mp3"))
 
 HIGH_BAND = ("Spleeter's models cover 0–11 kHz. Everything above 11 kHz is kept in the "
              "accompaniment (2 stems) or 'other' stem, so the stems add up to the original.")
 
-_models: dict[str, object] = {}  # loaded models, engine thread only
+def _download_note(model_id: str) -> str:
+    """"  (download)" for a model that a first run has to fetch, as the other panels mark them."""
+    try:
+        from engine.store import default_store
 
-
-def separate_job(state, path: str, stems: int, mode: str, work_dir: str, threads: int = 0,
-                 device: str = "auto"):
-    """Job (engine thread): load the model once, separate ``path`` into float WAV stems in ``work_dir``."""
-    from engine.devices import set_threads
-    from engine.models import spleeter
-    from engine.separate import separate_file
-
-    set_threads(threads or None)
-    model_id = spleeter.model_id_for(stems)
-    if model_id not in _models:
-        state.update(progress=0.0, status=f"loading {model_id}")
-        _models[model_id] = spleeter.load_model(model_id, state=state.sub(0.0, 0.05))
-    return separate_file(state.sub(0.05, 1.0), path, work_dir, model=_models[model_id], mode=mode, fmt="wav")
-
-
-def export_job(state, stems: dict, out_dir: str, track: str, fmt: str, chosen: list):
-    from engine.separate import export_stem_files
-
-    return export_stem_files(state, stems, out_dir, track, fmt, chosen)
+        return "" if default_store().is_installed(model_id) else "  (download)"
+    except Exception:  # a broken catalog must not break the panel
+        return ""
 
 
 class StemsPanel(QWidget):
@@ -63,7 +59,7 @@ class StemsPanel(QWidget):
         self.stems_box.setAccessibleName("Number of stems")
         for n, text in ((2, "2 stems: vocals / accompaniment"), (4, "4 stems: vocals / drums / bass / other"),
                         (5, "5 stems: vocals / drums / bass / piano / other")):
-            self.stems_box.addItem(text, n)
+            self.stems_box.addItem(text + _download_note(D.STEM_MODELS[n]), n)
         self.stems_box.setCurrentIndex(max(0, self.stems_box.findData(ctx.settings.get(STEMS))))
         self.mode_box = QComboBox(self)
         self.mode_box.setAccessibleName("Mask mode")
@@ -117,9 +113,10 @@ class StemsPanel(QWidget):
         self.export_job = None
         self.result = None
         self.work_dirs: list[str] = []
+        self._job_work: str | None = None  # the work folder of the split in progress
         self.separate_button.clicked.connect(self.separate)
         self.cancel_button.clicked.connect(self.cancel)
-        self.export_button.clicked.connect(self.export)
+        self.export_button.clicked.connect(lambda: self.export())
         self.stems_box.currentIndexChanged.connect(lambda _: ctx.settings.set(STEMS, self.stems_box.currentData()))
         self.mode_box.currentIndexChanged.connect(lambda _: ctx.settings.set(MODE, self.mode_box.currentData()))
         self.format_box.currentIndexChanged.connect(lambda _: ctx.settings.set(FORMAT, self.format_box.currentData()))
@@ -136,11 +133,12 @@ class StemsPanel(QWidget):
         path = self.ctx.current_path
         if path is None or self.job is not None:
             return
-        work = tempfile.mkdtemp(prefix="sonoscope-stems-")
+        work = self._job_work = tempfile.mkdtemp(prefix="sonoscope-stems-")
         self.work_dirs.append(work)
         stems, mode = self.stems_box.currentData(), self.mode_box.currentData()
-        self.job = self.ctx.submit(f"Split {path.name} into {stems} stems", separate_job, str(path), stems, mode,
-                                   work, self.ctx.threads(), self.ctx.compute_device())
+        self.job = self.ctx.submit(f"Split {path.name} into {stems} stems", separate_file, str(path), work,
+                                   stems=stems, mode=mode, fmt="wav", device=self.ctx.compute_device(),
+                                   threads=self.ctx.threads() or None)
         self.separate_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.status.setText(f"Separating {path.name}…")
@@ -156,6 +154,10 @@ class StemsPanel(QWidget):
         self.cancel_button.setEnabled(False)
         self._selection([str(p) for p in self.ctx.selection])
         if job.result is None:
+            work = self._job_work
+            if work in self.work_dirs:  # a cancelled or failed split leaves nothing behind
+                self.work_dirs.remove(work)
+                shutil.rmtree(work, ignore_errors=True)
             self.status.setText(job.error or "Separation failed")
             if job.error and job.error != "Cancelled":
                 self.ctx.error(f"Stems: {job.error}")
@@ -168,17 +170,25 @@ class StemsPanel(QWidget):
         self.ctx.status(f"Stems ready: {job.result.track}")
 
     @Slot()
-    def export(self) -> None:
+    def export(self, folder: str | Path | None = None) -> None:
+        """Export the ticked stems into ``<folder>/<track>/`` (``folder``: asked in a dialog)."""
         if self.result is None or self.export_job is not None:
             return
         chosen = self.player.chosen()
         if not chosen:
             self.ctx.error("Tick at least one stem to export")
             return
+        if not folder:
+            from .. import dialogs
+
+            folder = dialogs.ask_folder(self.ctx, f"Export the stems of {self.result.track} into "
+                                                  f"(a folder '{self.result.track}' is made there)", self)
+            if folder is None:
+                return
         fmt = self.format_box.currentData()
-        self.export_job = self.ctx.submit(f"Export stems of {self.result.track}", export_job,
+        self.export_job = self.ctx.submit(f"Export stems of {self.result.track}", export_stem_files,
                                           {k: str(v) for k, v in self.result.stems.items()},
-                                          str(self.ctx.output_dir()), self.result.track, fmt, chosen)
+                                          str(folder), self.result.track, fmt, chosen)
         self.export_button.setEnabled(False)
         self.ctx.jobs.when_done(self.export_job, self._exported)
 

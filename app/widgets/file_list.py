@@ -1,7 +1,7 @@
 """The session's file list: name, duration, rate, channels; drop files or folders onto it.
 
-Files are probed on a worker thread (a folder of thousands of files never freezes the
-GUI). An unreadable file becomes a red row whose text and tooltip say why -- never a
+Folders are walked and files probed on worker threads (a folder of thousands of files never
+freezes the GUI; probes go through the window's shared :class:`app.probe.AudioProbe`). An unreadable file becomes a red row whose text and tooltip say why -- never a
 dialog, so dropping fifty bad files gives fifty rows, not fifty pop-ups.
 """
 
@@ -16,8 +16,9 @@ from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QBrush, QColor, QKeySequence
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTreeWidget, QTreeWidgetItem
 
-from engine.audio import AUDIO_EXTENSIONS
+from engine.audio.io import AUDIO_EXTENSIONS
 
+from ..probe import describe_error
 from ..threads import emit
 
 PATH_ROLE = Qt.ItemDataRole.UserRole
@@ -53,12 +54,25 @@ def expand_paths(paths) -> list[Path]:
     return out
 
 
-class FileList(QTreeWidget):
-    selectionChangedPaths = Signal(list)   # list[str], ok files only
-    filesAdded = Signal(list)              # list[str] of new rows
-    _probed = Signal(str, object, str)     # path, AudioInfo or None, error
+def _key(p: Path) -> str:
+    return str(p.resolve()) if p.exists() else str(p.absolute())
 
-    def __init__(self, parent=None) -> None:
+
+def expand_keys(paths) -> list[str]:
+    """:func:`expand_paths` as the file list's keys (resolved paths). Touches the disk: worker thread."""
+    return [_key(p) for p in expand_paths(paths)]
+
+
+class FileList(QTreeWidget):
+    """``add_paths`` returns at once: folders are walked (and paths resolved) on a worker thread,
+    then the rows appear and are probed through the shared :class:`app.probe.AudioProbe`."""
+
+    selectionChangedPaths = Signal(list)   # list[str]: every selected row, unreadable ones too
+    filesAdded = Signal(list)              # list[str] of new rows
+    pathsDropped = Signal(list)            # list[str]: files and folders the user dropped here
+    _expanded = Signal(list, bool)         # worker -> GUI: keys, select
+
+    def __init__(self, parent=None, probe=None) -> None:
         super().__init__(parent)
         self.setAccessibleName("File list")
         self.setToolTip("Audio files in this session. Drop files or folders here.")
@@ -76,22 +90,59 @@ class FileList(QTreeWidget):
         h.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         for c in range(1, len(COLUMNS)):
             h.setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
+        if probe is None:
+            from ..probe import AudioProbe
+
+            probe = AudioProbe(self)
+        self.probe = probe
         self._items: dict[str, QTreeWidgetItem] = {}
-        self._queue: "queue.Queue[str]" = queue.Queue()
-        self._worker: threading.Thread | None = None
-        self._probed.connect(self._on_probed)
+        self._expanding = 0                     # add_paths calls still walking their folders
+        self._jobs: "queue.Queue[tuple[list, bool]]" = queue.Queue()
+        self._walker: threading.Thread | None = None
+        self._walker_lock = threading.Lock()
+        self._expanded.connect(self._add_keys)
+        probe.probed.connect(self._on_probed)
         self.itemSelectionChanged.connect(self._emit_selection)
         self._pending_select: set[str] | None = None
 
     # -- adding -----------------------------------------------------------------------------
-    def add_paths(self, paths, select: bool = True) -> list[str]:
-        """Add files (folders expand to the audio files inside); returns the paths of new rows."""
+    def add_paths(self, paths, select: bool = True) -> None:
+        """Add files (folders expand to the audio files inside). Returns at once; the rows
+        appear when the folders are walked (``pending()`` counts what is not there yet)."""
+        paths = [str(p) for p in paths]
+        if not paths:
+            return
+        self._expanding += 1
+        self._jobs.put((paths, select))
+        with self._walker_lock:
+            if self._walker is None or not self._walker.is_alive():
+                self._walker = threading.Thread(target=self._walk_loop, name="sonoscope-files", daemon=True)
+                self._walker.start()
+
+    def _walk_loop(self) -> None:
+        while True:
+            try:
+                paths, select = self._jobs.get(timeout=1.0)
+            except queue.Empty:
+                with self._walker_lock:
+                    if self._jobs.empty():
+                        self._walker = None
+                        return
+                continue
+            try:
+                keys = expand_keys(paths)
+            except Exception:  # an unreadable folder etc.: add what was given, the probe says why
+                keys = [str(Path(p).absolute()) for p in paths]
+            emit(self._expanded, keys, select)
+
+    @Slot(list, bool)
+    def _add_keys(self, keys: list, select: bool) -> None:
+        self._expanding -= 1
         new = []
-        for p in expand_paths(paths):
-            key = str(p.resolve()) if p.exists() else str(p.absolute())
+        for key in keys:
             if key in self._items:
                 continue
-            item = QTreeWidgetItem([p.name, "…", "", ""])
+            item = QTreeWidgetItem([Path(key).name, "…", "", ""])
             item.setData(0, PATH_ROLE, key)
             item.setData(0, OK_ROLE, None)
             item.setToolTip(0, key)
@@ -99,41 +150,25 @@ class FileList(QTreeWidget):
                 item.setTextAlignment(c, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             self.addTopLevelItem(item)
             self._items[key] = item
-            self._queue.put(key)
             new.append(key)
+        for key in new:
+            self.probe.request(key, urgent=False)
+            hit = self.probe.cached(key)
+            if hit is not None:  # probed before (removed and added again, or by a panel)
+                self._on_probed(key, *hit)
         if new:
-            self._ensure_worker()
             self.filesAdded.emit(new)
             if select:
-                self._pending_select = set(new)  # select the first of these that turns out readable
+                pending = {k for k in new if self._items[k].data(0, OK_ROLE) is None}
+                ready = [k for k in new if self._items[k].data(0, OK_ROLE)]
+                if ready:
+                    self.select_path(ready[0])
+                elif pending:
+                    self._pending_select = pending  # select the first of these that turns out readable
         elif select:
-            existing = [str(Path(p).resolve()) for p in paths if str(Path(p).resolve()) in self._items]
+            existing = [k for k in keys if k in self._items]
             if existing:
                 self.select_path(existing[0])
-        return new
-
-    def _ensure_worker(self) -> None:
-        if self._worker is not None and self._worker.is_alive():
-            return
-        self._worker = threading.Thread(target=self._probe_loop, name="sonoscope-probe", daemon=True)
-        self._worker.start()
-
-    def _probe_loop(self) -> None:
-        from engine import audio
-        from engine.errors import SonoscopeError
-
-        while True:
-            try:
-                path = self._queue.get(timeout=1.0)
-            except queue.Empty:
-                return
-            try:
-                info = audio.info(path)
-                emit(self._probed, path, info, "")
-            except SonoscopeError as e:
-                emit(self._probed, path, None, str(e))
-            except Exception as e:  # a decoder bug must not kill the worker
-                emit(self._probed, path, None, f"{type(e).__name__}: {e}")
 
     @Slot(str, object, str)
     def _on_probed(self, path: str, info, error: str) -> None:
@@ -145,8 +180,7 @@ class FileList(QTreeWidget):
             item.setText(1, "error")
             item.setText(2, "")
             item.setText(3, "")
-            reason = error.split(": ", 1)[1] if error.startswith(Path(path).name + ":") else error
-            item.setText(0, f"{Path(path).name} — {reason}")
+            item.setText(0, f"{Path(path).name} — {describe_error(path, error)}")
             red = QBrush(QColor(230, 90, 90))
             for c in range(len(COLUMNS)):
                 item.setForeground(c, red)
@@ -154,10 +188,16 @@ class FileList(QTreeWidget):
             item.setData(1, Qt.ItemDataRole.AccessibleTextRole, f"error: {error}")
         else:
             item.setData(0, OK_ROLE, True)
+            item.setText(0, Path(path).name)
             item.setText(1, format_duration(info.duration))
             item.setText(2, f"{info.samplerate / 1000:g} kHz")
             item.setText(3, {1: "mono", 2: "stereo"}.get(info.channels, str(info.channels)))
             item.setToolTip(0, f"{path}\n{info.format} {info.subtype}".strip())
+            item.setData(1, Qt.ItemDataRole.AccessibleTextRole, None)
+            for c in range(len(COLUMNS)):
+                item.setData(c, Qt.ItemDataRole.ForegroundRole, None)
+                if c:
+                    item.setToolTip(c, "")
         if self._pending_select and path in self._pending_select:
             if info is not None:
                 self._pending_select = None
@@ -176,10 +216,15 @@ class FileList(QTreeWidget):
         return out
 
     def pending(self) -> int:
-        return sum(1 for r in self.rows() if r["ok"] is None)
+        """Rows still being probed, plus added paths whose folders are still being walked."""
+        return self._expanding + sum(1 for r in self.rows() if r["ok"] is None)
 
     def selected_paths(self) -> list[str]:
-        return [it.data(0, PATH_ROLE) for it in self.selectedItems() if it.data(0, OK_ROLE)]
+        """The selected rows' paths, readable files first. An unreadable file is selected like any
+        other (the file view and File info then say what is wrong with it); jobs started on it fail
+        with the same reason."""
+        items = self.selectedItems()
+        return [it.data(0, PATH_ROLE) for it in sorted(items, key=lambda it: it.data(0, OK_ROLE) is False)]
 
     def select_path(self, path: str) -> None:
         item = self._items.get(str(path))
@@ -215,6 +260,7 @@ class FileList(QTreeWidget):
         paths = [u.toLocalFile() for u in e.mimeData().urls() if u.isLocalFile()]
         if paths:
             self.add_paths(paths)
+            self.pathsDropped.emit(paths)
             e.acceptProposedAction()
         else:
             super().dropEvent(e)

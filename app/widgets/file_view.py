@@ -42,7 +42,7 @@ class FileView(QWidget):
         head = QHBoxLayout()
         head.addWidget(self.title, 1)
         head.addWidget(self.log_box)
-        split = QSplitter(Qt.Orientation.Vertical, self)
+        split = self.split = QSplitter(Qt.Orientation.Vertical, self)
         split.addWidget(self.waveform)
         split.addWidget(self.spectrogram)
         split.setSizes([200, 260])
@@ -50,6 +50,7 @@ class FileView(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addLayout(head)
         lay.addWidget(split, 1)
+        self.lanes: list = []  # time lanes under the spectrogram (add_lane)
         self._token = None
         self._cancel = threading.Event()
         self._cache: dict[str, object] = {}
@@ -78,7 +79,18 @@ class FileView(QWidget):
         """Line up the waveform's time axis with the spectrogram's (which has a colour bar)."""
         vb = self.spectrogram.plot.getViewBox()
         right = self.spectrogram.width() - vb.mapRectToScene(vb.boundingRect()).right()
-        self.waveform.set_right_margin(right - 2)
+        self.waveform.set_right_margin(right)
+        for lane in self.lanes:  # the waveform's margin: the same plot width, so times line up
+            lane.set_right_margin(self.waveform.getPlotItem().getAxis("right").maximumWidth())
+
+    def add_lane(self, lane) -> None:
+        """Host a time lane (the tag lane) under the spectrogram: its x axis is linked to the waveform's
+        view box, so it zooms and scrolls with the view; margins and playhead follow (``link_x``,
+        ``set_right_margin``, ``set_playhead``)."""
+        self.split.addWidget(lane)
+        lane.link_x(self.waveform.getPlotItem())
+        self.lanes.append(lane)
+        self.sync_margins()
 
     def show_file(self, path: str | Path | None) -> None:
         self._cancel.set()
@@ -166,3 +178,5 @@ class FileView(QWidget):
     def set_playhead(self, seconds: float | None) -> None:
         self.waveform.set_playhead(seconds)
         self.spectrogram.set_playhead(seconds)
+        for lane in self.lanes:
+            lane.set_playhead(seconds)

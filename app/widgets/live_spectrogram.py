@@ -1,10 +1,16 @@
 """Live scrolling spectrogram of an input stream (at ~60 updates a second).
 
-Pulls new frames from an :class:`engine.live.InputStream` ring buffer on a GUI timer,
+Pulls new frames from an :class:`engine.audio.capture.InputStream` ring buffer on a GUI timer,
 computes one FFT column per ``hop`` samples and writes them into a circular 8-bit
 image that is painted in two pieces, so each update costs a few FFTs and one blit
 (no pyqtgraph, no re-allocation). Measures its own rate and its callback-to-screen delay:
 ``stats()`` returns updates per second and the latency percentiles.
+
+Thin lines survive any size: each of the ``ROWS`` image rows shows the loudest FFT bin of its
+frequency band (not one sampled bin, which a pure tone between two sampled bins would miss), and
+a strip shorter than ``ROWS`` pixels shows, in each pixel row, the loudest of the image rows it
+covers (a nearest-neighbour scale-down would drop whole rows: a 4800 Hz tone vanished from a
+90 px strip). The pooled view is kept up to date column by column and rebuilt only on resize.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import collections
 import time
 
 import numpy as np
-from PySide6.QtCore import QRect, Qt, QTimer, Slot
+from PySide6.QtCore import QPoint, QRect, Qt, QTimer, Slot
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
@@ -41,9 +47,11 @@ class LiveSpectrogram(QWidget):
         self.stream = None
         self.log_frequency = log_frequency
         self._img = np.zeros((ROWS, COLUMNS), np.uint8)
-        self._qimg = QImage(self._img.data, COLUMNS, ROWS, COLUMNS, QImage.Format.Format_Indexed8)
-        self._qimg.setColorTable(_inferno_lut())
+        self._lut = _inferno_lut()
+        self._view_rows = 0  # pixel rows of the pooled view (min(ROWS, height)); built by _set_view_rows
+        self._set_view_rows(ROWS)
         self._col = 0  # next column to write
+        self.has_picture = False  # columns were drawn since the last clear(): keep them readable
         self._cursor = 0
         self._carry = np.zeros(0, np.float32)
         self._window = np.hanning(N_FFT).astype(np.float32)
@@ -64,7 +72,7 @@ class LiveSpectrogram(QWidget):
 
     # -- source -----------------------------------------------------------------------------
     def attach(self, stream) -> None:
-        """Show ``stream`` (an engine.live.InputStream), or None to freeze."""
+        """Show ``stream`` (an engine.audio.capture.InputStream), or None to freeze."""
         self.stream = stream
         if stream is None:
             self._timer.stop()
@@ -76,18 +84,57 @@ class LiveSpectrogram(QWidget):
         self._timer.start()
 
     def _build_map(self, sr: int) -> None:
+        """Row r (0 = top = highest) shows the loudest bin of its band: ``self._map`` is (ROWS, K)
+        bin indices, a band of fewer than K bins repeats its last bin."""
         bins = N_FFT // 2 + 1
         nyq = sr / 2
+        df = nyq / (bins - 1)
         if self.log_frequency:
             f = F_MIN * (nyq / F_MIN) ** (np.arange(ROWS) / (ROWS - 1))
+            mid = np.sqrt(f[:-1] * f[1:])            # geometric midpoints between row centres
+            bottom = f[0] ** 2 / mid[0]              # (the lowest row's band is as wide: DC stays out)
         else:
             f = np.linspace(0, nyq, ROWS)
-        idx = np.clip(np.round(f / nyq * (bins - 1)).astype(int), 0, bins - 1)
+            mid = (f[:-1] + f[1:]) / 2
+            bottom = -np.inf
+        lo = np.r_[bottom, mid]                      # band of row r: [lo, hi) in Hz
+        hi = np.r_[mid, np.inf]
+        first = np.clip(np.ceil(lo / df), 0, bins - 1).astype(int)
+        last = np.clip(np.ceil(hi / df) - 1, 0, bins - 1).astype(int)
+        narrow = last < first                        # no bin centre inside: the nearest bin
+        near = np.clip(np.round(f / df).astype(int), 0, bins - 1)
+        first[narrow] = last[narrow] = near[narrow]
+        k = int((last - first).max()) + 1
+        idx = np.minimum(first[:, None] + np.arange(k)[None, :], last[:, None])  # (ROWS, K)
         self._map = idx[::-1].copy()  # row 0 = top = highest frequency
         self._freqs = f[::-1]
 
+    def _set_view_rows(self, n: int) -> None:
+        """Pool the ROWS image rows into n pixel rows (each the max of the rows it covers)."""
+        n = max(1, min(ROWS, int(n)))
+        if n == self._view_rows:
+            return
+        self._view_rows = n
+        self._pool = np.floor(np.arange(n) * ROWS / n).astype(np.intp)  # first image row of each pixel row
+        self._view = np.ascontiguousarray(np.maximum.reduceat(self._img, self._pool, axis=0))  # (n, COLUMNS)
+        self._qimg = QImage(self._view.data, COLUMNS, n, COLUMNS, QImage.Format.Format_Indexed8)
+        self._qimg.setColorTable(self._lut)
+
+    def y_of(self, hz: float) -> int:
+        """The pixel row (in this widget) where ``hz`` is drawn; needs an attached stream's map."""
+        r = int(np.argmin(np.abs(self._freqs - hz)))
+        if self._view_rows < ROWS:  # pooled: one view row per pixel row
+            return int(np.searchsorted(self._pool, r, side="right") - 1)
+        return int((r + 0.5) * self.height() / ROWS)
+
+    def resizeEvent(self, e) -> None:
+        super().resizeEvent(e)
+        self._set_view_rows(self.height())
+
     def clear(self) -> None:
         self._img[:] = 0
+        self._view[:] = 0
+        self.has_picture = False
         self.update()
 
     # -- update loop ------------------------------------------------------------------------
@@ -115,13 +162,18 @@ class LiveSpectrogram(QWidget):
         power = np.abs(np.fft.rfft(frames, axis=1)) ** 2 / self._norm
         db = 10 * np.log10(power + 1e-12)
         self.last_column_db = db[-1]
-        v = np.clip((db[:, self._map] - DB_FLOOR) * (255.0 / (DB_CEIL - DB_FLOOR)), 0, 255).astype(np.uint8)
+        band = db[:, self._map].max(axis=2)  # (n_cols, ROWS): the loudest bin of each row's band
+        v = np.clip((band - DB_FLOOR) * (255.0 / (DB_CEIL - DB_FLOOR)), 0, 255).astype(np.uint8)
         c = self._col
         first = min(n_cols, COLUMNS - c)
         self._img[:, c:c + first] = v[:first].T
+        self._view[:, c:c + first] = np.maximum.reduceat(self._img[:, c:c + first], self._pool, axis=0)
         if first < n_cols:
-            self._img[:, :n_cols - first] = v[first:].T
+            rest = n_cols - first
+            self._img[:, :rest] = v[first:].T
+            self._view[:, :rest] = np.maximum.reduceat(self._img[:, :rest], self._pool, axis=0)
         self._col = (c + n_cols) % COLUMNS
+        self.has_picture = True
         self._carry = buf[n_cols * self.hop:].copy()
         self._pending_arrival = arrival
         self.update()
@@ -137,12 +189,19 @@ class LiveSpectrogram(QWidget):
         left_cols = COLUMNS - c
         split = int(round(iw * left_cols / COLUMNS))
         if left_cols:
-            p.drawImage(QRect(axis_w, 0, split, h), self._qimg, QRect(c, 0, left_cols, ROWS))
+            p.drawImage(QRect(axis_w, 0, split, h), self._qimg, QRect(c, 0, left_cols, self._view_rows))
         if c:
-            p.drawImage(QRect(axis_w + split, 0, iw - split, h), self._qimg, QRect(0, 0, c, ROWS))
-        if self.stream is None:
+            p.drawImage(QRect(axis_w + split, 0, iw - split, h), self._qimg, QRect(0, 0, c, self._view_rows))
+        if self.stream is None and not self.has_picture:
             p.setPen(QPen(QColor(150, 150, 150)))
-            p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self.placeholder)
+            p.drawText(self.rect().adjusted(axis_w, 0, 0, 0), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                       self.placeholder)
+        elif self.stream is None:  # stopped: the last seconds stay visible, only a small note says so
+            p.setPen(QPen(QColor(200, 200, 200)))
+            note = p.fontMetrics().boundingRect("stopped").adjusted(-4, -2, 4, 2)
+            note.moveTopRight(self.rect().topRight() + QPoint(-4, 4))
+            p.fillRect(note, QColor(24, 26, 30, 200))
+            p.drawText(note, Qt.AlignmentFlag.AlignCenter, "stopped")
         # frequency labels
         if self._map is not None:
             p.setPen(QPen(QColor(200, 200, 200)))

@@ -49,13 +49,29 @@ class RecordBar(QWidget):
         controller.streamChanged.connect(self._stream_changed)
         controller.elapsed.connect(lambda s: self.time_label.setText(_clock(s)))
         controller.recordingChanged.connect(self._recording_changed)
-        if not controller.available:
-            why = f"Recording is disabled: {controller.unavailable_reason}"
+        self._placeholder = self.spectrogram.placeholder
+        self.update_availability()
+
+    def update_availability(self) -> None:
+        """Enable monitoring (or say why not) from the controller's current device answer."""
+        c = self.controller
+        if c.available:
+            self.monitor_button.setEnabled(True)
+            self.monitor_button.setToolTip("Show the input level and live spectrogram without recording")
+            if not c.recording:
+                self.state_label.setText("")
+            self.state_label.setToolTip("")
+            self.spectrogram.placeholder = self._placeholder
+        else:
+            checking = not c.ctx.audio_checked
+            why = (f"Waiting: {c.unavailable_reason}" if checking else
+                   f"Recording is disabled: {c.unavailable_reason}")
             self.monitor_button.setEnabled(False)
             self.monitor_button.setToolTip(why)
-            self.state_label.setText("no input device")
+            self.state_label.setText("checking input…" if checking else "no input device")
             self.state_label.setToolTip(why)
             self.spectrogram.placeholder = why
+        self.spectrogram.update()
 
     @Slot(object)
     def _stream_changed(self, stream) -> None:

@@ -66,23 +66,39 @@ class SettingsDialog(QDialog):
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
 
-    def _fill_devices(self) -> None:
-        from engine import live
-        from engine.errors import DeviceError
+    def _device_combos(self):
+        return ((self.input, "input", S.INPUT_DEVICE), (self.output, "output", S.OUTPUT_DEVICE))
 
-        for combo, kind, key in ((self.input, "input", S.INPUT_DEVICE), (self.output, "output", S.OUTPUT_DEVICE)):
+    def _fill_devices(self) -> None:
+        """Show the saved choices now; PortAudio lists the devices on a worker thread."""
+        from ..startup import list_audio_devices
+        from ..threads import run_in_thread
+
+        self.devices_listed = False
+        for combo, _kind, key in self._device_combos():
             combo.addItem("System default", "")
-            try:
-                for d in live.list_devices(kind):
-                    combo.addItem(f"{d.name} ({d.hostapi})", d.name)
-            except DeviceError as e:
-                combo.setToolTip(str(e))
             current = self.settings.get(key)
-            i = combo.findData(current)
-            if i < 0 and current:
-                combo.addItem(f"{current} (not connected)", current)
+            if current:
+                combo.addItem(current, current)
+                combo.setCurrentIndex(1)
+            combo.setToolTip("Looking for audio devices…")
+        run_in_thread(list_audio_devices, self._devices_found, self, "sonoscope-list-devices")
+
+    def _devices_found(self, found, error) -> None:
+        found = found or {"error": str(error)}
+        for combo, kind, key in self._device_combos():
+            chosen = combo.currentData()  # what is selected now (the user may have picked already)
+            combo.clear()
+            combo.addItem("System default", "")
+            combo.setToolTip(found.get("error", ""))
+            for d in found.get(kind, []):
+                combo.addItem(f"{d.name} ({d.hostapi})", d.name)
+            i = combo.findData(chosen)
+            if i < 0 and chosen:
+                combo.addItem(f"{chosen} (not connected)", chosen)
                 i = combo.count() - 1
             combo.setCurrentIndex(max(0, i))
+        self.devices_listed = True
 
     def _browse(self) -> None:
         d = QFileDialog.getExistingDirectory(self, "Output folder", self.folder.text())

@@ -29,15 +29,24 @@ class LogFrequencyAxis(pg.AxisItem):
         super().__init__(*args, **kwargs)
         self.f_min, self.f_max, self.log = F_MIN, 24000.0, True
 
+    def set_scale(self, f_max: float, log: bool) -> None:
+        """The image's top frequency and mapping. The axis caches its drawing and redraws it only
+        when its range changes, which a new file's rate or the log switch need not do: drop it."""
+        if (f_max, log) != (self.f_max, self.log):
+            self.f_max, self.log = float(f_max), bool(log)
+            self.picture = None
+            self.update()
+
+    # image row i (drawn over [i, i + 1]) holds f_min * (f_max / f_min) ** (i / (LOG_ROWS - 1)): see _rows
     def row_to_hz(self, y: float) -> float:
         if not self.log:
             return y
-        return self.f_min * (self.f_max / self.f_min) ** (y / LOG_ROWS)
+        return self.f_min * (self.f_max / self.f_min) ** ((y - 0.5) / (LOG_ROWS - 1))
 
     def hz_to_row(self, f: float) -> float:
         if not self.log:
             return f
-        return LOG_ROWS * math.log(f / self.f_min) / math.log(self.f_max / self.f_min)
+        return (LOG_ROWS - 1) * math.log(f / self.f_min) / math.log(self.f_max / self.f_min) + 0.5
 
     def tickValues(self, minVal, maxVal, size):
         if not self.log:
@@ -67,6 +76,7 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         self.log_frequency = log_frequency
         self.db_range = db_range
         self.yaxis = LogFrequencyAxis("left")
+        self.ci.setContentsMargins(0, 0, 0, 0)  # the plot's left edge lines up with the waveform's
         self.plot = self.addPlot(row=0, col=0, axisItems={"left": self.yaxis})
         self.plot.setMenuEnabled(False)
         self.plot.hideButtons()
@@ -89,14 +99,27 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         self.region.hide()
         self.plot.addItem(self.region)
         self._detail: tuple[float, float] | None = None
+        self._linked = None  # the waveform's plot item, which owns the time axis
         self._token = 0
         self._timer = make_timer(self, 150, single_shot=True)
         self._timer.timeout.connect(self._fetch_detail)
         self.plot.getViewBox().sigXRangeChanged.connect(lambda *_: self._view_changed())
         self._detail_ready.connect(self._on_detail)
+        self._shown = None  # (display rows, samplerate, t0, t1) of the picture on screen
+        self._repaint = make_timer(self, 30, single_shot=True)  # re-pool after a zoom or resize
+        self._repaint.timeout.connect(self._paint_image)
+        self.plot.getViewBox().sigResized.connect(lambda *_: self._repaint.start())
 
     def link_x(self, plot_item) -> None:
+        self._linked = plot_item
         self.plot.setXLink(plot_item)
+
+    def _follow_time_axis(self) -> None:
+        """Take the time range from the linked waveform again. Needed after the x limits changed: the
+        link copies the waveform's range when *it* changes, clamped by the limits this view had then
+        (a previous file's length), and nothing re-sends it when only this view's limits change."""
+        if self._linked is not None:
+            self.plot.getViewBox().linkedViewChanged(self._linked.getViewBox(), pg.ViewBox.XAxis)
 
     def set_log_frequency(self, on: bool) -> None:
         self.log_frequency = on
@@ -106,7 +129,13 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
     def set_overview(self, ov: Overview | None) -> None:
         self.overview = ov
         self._detail = None
+        self._token += 1  # a zoomed-in detail of the previous file must not land on this one
+        vb = self.plot.getViewBox()
+        vb.setLimits(xMin=0, xMax=max(ov.length, 1e-3) if ov is not None else None)
+        for name in ("bottom", "left"):  # no file: no axis values left over from the previous one
+            self.plot.getAxis(name).setStyle(showValues=ov is not None)
         self._show_overview()
+        self._follow_time_axis()
 
     # -- drawing ----------------------------------------------------------------------------
     def _rows(self, spec: np.ndarray, sr: int) -> np.ndarray:
@@ -120,35 +149,75 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         lo = np.clip(np.floor(pos).astype(int), 0, bins - 1)
         hi = np.clip(lo + 1, 0, bins - 1)
         w = (pos - lo).astype(np.float32)
-        return (spec[:, lo] * (1 - w) + spec[:, hi] * w).T
+        rows = spec[:, lo] * (1 - w) + spec[:, hi] * w
+        # High rows span many FFT bins: sampling one point there would drop a narrow tone between
+        # two rows (a 15 kHz tone all but vanished); such a row shows the loudest bin it covers.
+        edges = F_MIN * (nyq / F_MIN) ** ((np.arange(LOG_ROWS + 1) - 0.5) / (LOG_ROWS - 1)) / nyq * (bins - 1)
+        first = np.clip(np.ceil(edges[:-1]).astype(int), 0, bins)
+        last = np.clip(np.floor(edges[1:]).astype(int), -1, bins - 1)
+        for r in np.nonzero(last >= first)[0]:
+            rows[:, r] = np.maximum(rows[:, r], spec[:, first[r]:last[r] + 1].max(axis=1))
+        return rows.T
 
     def _draw(self, spec: np.ndarray, sr: int, t0: float, t1: float) -> None:
         if spec is None or len(spec) == 0:
+            self._shown = None
             self.image.clear()
             return
-        img = self._rows(spec, sr)
+        self._shown = (self._rows(spec, sr), sr, t0, t1)
+        self._paint_image()
+
+    @staticmethod
+    def pool(img: np.ndarray, rows: int, cols: int) -> tuple[np.ndarray, float, float]:
+        """Max-pool ``img`` (rows, columns) to at most ``rows`` x ``cols`` cells (whole factors, padded
+        at the top and the right with silence). Returns the image and how much taller and wider the
+        padded image is than ``img``, so that it can be placed at the same coordinates."""
+        kr = max(1, -(-img.shape[0] // max(1, rows)))
+        kc = max(1, -(-img.shape[1] // max(1, cols)))
+        if kr == kc == 1:
+            return img, 1.0, 1.0
+        r, c = -(-img.shape[0] // kr) * kr, -(-img.shape[1] // kc) * kc
+        padded = np.full((r, c), -120.0, np.float32)
+        padded[:img.shape[0], :img.shape[1]] = img
+        out = padded.reshape(r // kr, kr, c // kc, kc).max(axis=(1, 3))
+        return out, r / img.shape[0], c / img.shape[1]
+
+    @Slot()
+    def _paint_image(self) -> None:
+        """Put the current picture on screen with at most one image row per screen row and one column
+        per screen column, keeping each cell's loudest value: drawn larger, the image would be
+        sampled and a narrow tone or a short click could vanish between two sampled rows."""
+        if self._shown is None:
+            return
+        img, sr, t0, t1 = self._shown
+        vb = self.plot.getViewBox()
+        v0, v1 = vb.viewRange()[0]
+        span = max(t1 - t0, 1e-6)
+        visible = max(1e-6, min(1.0, (v1 - v0) / span))
+        img, fy, fx = self.pool(img, int(vb.height()) or img.shape[0],
+                                int(max(1, vb.width()) / visible) or img.shape[1])
         top = self.overview.peak if self.overview is not None else 1.0
         vmax = 20 * math.log10(max(top, 1e-6))
         levels = (vmax - self.db_range, vmax)
         self.image.setImage(np.ascontiguousarray(img), autoLevels=False, levels=levels)
         self.colorbar.setLevels(levels)
         nyq = sr / 2
-        self.yaxis.f_max, self.yaxis.log = nyq, self.log_frequency
+        self.yaxis.set_scale(nyq, self.log_frequency)
         height = LOG_ROWS if self.log_frequency else nyq
-        self.image.setRect(QRectF(t0, 0, max(t1 - t0, 1e-6), height))
-        self.plot.getViewBox().setLimits(yMin=0, yMax=height)
+        self.image.setRect(QRectF(t0, 0, span * fx, height * fy))
+        vb.setLimits(yMin=0, yMax=height)
         self.plot.setYRange(0, height, padding=0)
 
     def _show_overview(self) -> None:
         ov = self.overview
         if ov is None or ov.spec is None:
+            self._shown = None
             self.image.clear()
             return
         self._draw(ov.spec, ov.samplerate, 0.0, len(ov.spec) * ov.spec_hop / ov.samplerate)
-        vb = self.plot.getViewBox()
-        vb.setLimits(xMin=0, xMax=max(ov.duration, 1e-3))
 
     def _view_changed(self) -> None:
+        self._repaint.start()
         ov = self.overview
         if ov is None or not ov.complete or ov.spec is None:
             return

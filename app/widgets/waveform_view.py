@@ -82,13 +82,16 @@ class WaveformView(pg.PlotWidget):
         self.overview = ov
         self._detail = None
         pi = self.getPlotItem()
+        # no file (or one that cannot be read): no numbers left over from the previous file
+        for name in ("bottom", "left"):
+            pi.getAxis(name).setStyle(showValues=ov is not None)
         if ov is None:
             self.curve.setData([], [])
             self.line.setData([], [])
             self.message.show()
             return
         self.message.hide()
-        dur = max(ov.duration, 1e-3)
+        dur = max(ov.length, 1e-3)  # the whole file's span, also while it is still decoding
         pi.getViewBox().setLimits(xMin=0, xMax=dur, minXRange=min(dur, 0.002))
         if first and not keep_view:
             self.clear_selection()

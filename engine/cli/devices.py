@@ -21,12 +21,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _compute() -> tuple[list[dict], str]:
     try:
-        from .. import devices
+        from .. import compute
     except ImportError:
         return [], ""
     try:
         return [{"name": d.name, "description": d.description, "memory_gb": d.memory_gb}
-                for d in devices.available()], ""
+                for d in compute.available()], ""
     except ImportError as e:
         return [], f"PyTorch is not importable ({e})"
     except SonoscopeError as e:
@@ -34,12 +34,12 @@ def _compute() -> tuple[list[dict], str]:
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
-    from .. import live
+    from ..audio import devices as audio_devices
 
     audio_error = ""
     try:
-        devs = live.list_devices()
-        avail = live.availability()
+        devs = audio_devices.list_devices()
+        avail = audio_devices.availability()
     except SonoscopeError as e:
         devs, avail, audio_error = [], None, str(e)
     compute, compute_error = ([], "") if args.audio_only else _compute()

@@ -7,9 +7,9 @@ import json
 import sys
 from pathlib import Path
 
-from .. import audio
+from ..audio import io as audio
 from ..errors import SonoscopeError
-from . import EXIT_FAILED, EXIT_OK
+from . import EXIT_FAILED, EXIT_OK, file_error
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,7 +42,7 @@ def cmd_info(args: argparse.Namespace) -> int:
             if args.json:
                 print(json.dumps({"path": f, "error": str(e)}))
             else:
-                print(f"{f}: error: {e}", file=sys.stderr)
+                print(file_error(f, e), file=sys.stderr)
             continue
         d = {"path": str(i.path), "format": i.format, "subtype": i.subtype, "samplerate": i.samplerate,
              "channels": i.channels, "frames": i.frames, "duration": round(i.duration, 3)}

@@ -54,6 +54,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         where = store.installed_from(spec.id)
         rows.append({"id": spec.id, "task": spec.task, "family": spec.family, "size_mb": spec.size_mb,
                      "license": spec.license, "installed": where or "",
+                     "installed_as": store.install_kind(spec.id) or "",  # in words: offline pack, downloaded...
                      "sources": ",".join(spec.source_types)})
     if args.json:
         print(json.dumps(rows, indent=1))
@@ -61,7 +62,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     print(f"{'ID':34} {'TASK':11} {'SIZE':>8}  {'LICENSE':13} INSTALLED")
     for r in rows:
         size = f"{r['size_mb']:.0f} MB" if r["size_mb"] else "?"
-        print(f"{r['id']:34} {r['task']:11} {size:>8}  {r['license'][:13]:13} {r['installed'] or '-'}")
+        print(f"{r['id']:34} {r['task']:11} {size:>8}  {r['license'][:13]:13} {r['installed_as'] or '-'}")
     print(f"models folder: {store.root}", file=sys.stderr)
     return EXIT_OK
 

@@ -5,58 +5,44 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Callable
 
+from .. import defaults as D
 from . import EXIT_FAILED, EXIT_OK
 from ._progress import StderrProgress
 
 
-def _whisper(args: argparse.Namespace, files: list[str]) -> int:
-    """Run Whisper on each file and write the requested exports; returns the number of failures."""
-    from ..devices import set_threads
-
-    from ..errors import Cancelled, SonoscopeError
-    from ..whisper.exports import export
-    from ..whisper.loading import load
-    from ..whisper.transcribe import TranscribeOptions, transcribe
-
-    set_threads(args.threads)
-    model, tokenizer = load(args.model, state=StderrProgress("model").state(), int8=not args.fp32)
+def _options(args: argparse.Namespace) -> dict:
+    if args.engine == "ctc":
+        return {"beam_size": args.beam_size}
     opts = dict(language=None if args.language in (None, "auto") else args.language, task=args.task,
                 beam_size=args.beam_size if args.beam_size > 1 else None, word_timestamps=args.word_timestamps,
                 initial_prompt=args.prompt, condition_on_previous_text=not args.no_condition,
                 skip_silent_tail=not args.keep_silent_tail)
     if args.temperature is not None:
         opts["temperature"] = args.temperature
-    failed = 0
-    for f in files:
-        progress = StderrProgress(Path(f).name)
-        try:
-            result = transcribe(progress.state(), model, tokenizer, f, TranscribeOptions(**opts))
-        except Exception as e:  # report and go on with the next file
-            if isinstance(e, Cancelled) or not isinstance(e, (SonoscopeError, ValueError)):
-                raise
-            print(f"error: {f}: {e}", file=sys.stderr)
-            failed += 1
-            continue
-        for fmt in args.format:
-            path = export(result, Path(args.out) / f"{Path(f).stem}.{fmt}", fmt)
-            print(f"{fmt}\t{path}")
-        if args.print:
-            for s in result.segments:
-                print(f"[{s.start:8.2f} -> {s.end:8.2f}] {s.text.strip()}")
-    return failed
+    return opts
 
 
-# Transcription engines by name: each takes (args, files) and returns the number of failed files.
-# Another engine (e.g. a CTC model) registers here and may add its own options in register().
-def _ctc(args: argparse.Namespace, files: list[str]) -> int:
-    from .live import transcribe_ctc_files  # wav2vec2 / HuBERT (CTC); --model defaults to wav2vec2-base-960h
-
-    return transcribe_ctc_files(args, files)
+def _int8(args: argparse.Namespace) -> bool | None:
+    return True if getattr(args, "int8", False) else False if args.fp32 else None
 
 
-ENGINES: dict[str, Callable[[argparse.Namespace, list[str]], int]] = {"whisper": _whisper, "ctc": _ctc}
+def _speaker_count(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"--speakers takes a number of speakers (or nothing, to estimate it), "
+                                         f"not {value!r}; put --speakers after the files")
+    return int(value)
+
+
+def _speaker_names(value: str) -> dict[str, str]:
+    """Speaker names from ``S1=Alice,S2=Bob``, or from ``Alice,Bob`` (S1, S2... in order)."""
+    names = {}
+    for i, item in enumerate(part.strip() for part in value.split(",")):
+        label, sep, name = item.partition("=")
+        label, name = (label.strip(), name.strip()) if sep else (f"S{i + 1}", item)
+        if name:
+            names[label] = name
+    return names
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -65,9 +51,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Transcribe each FILE (any length: 30 s windows are decoded in turn) and write "
                     "OUT/<name>.<format>; existing files are never overwritten (a number is added).")
     p.add_argument("files", nargs="+", metavar="FILE", help="audio or video files")
-    p.add_argument("--engine", choices=sorted(ENGINES), default="whisper", help="transcription engine (default whisper)")
-    p.add_argument("--model", default="tiny.en",
-                   help="model: catalog id (whisper-base), short name (tiny.en, base) or a folder (default tiny.en)")
+    p.add_argument("--engine", choices=("whisper", "ctc"), default="whisper",
+                   help="whisper (default), or ctc: wav2vec2 / HuBERT")
+    p.add_argument("--model", default=None,
+                   help="model: catalog id (whisper-base), short name (tiny.en, base) or a folder "
+                        f"(default {D.TRANSCRIBE_MODEL}; {D.CTC_MODEL} for ctc)")
     p.add_argument("--format", nargs="+", choices=("txt", "srt", "vtt", "json"), default=["srt"],
                    help="one or more output formats (default srt)")
     p.add_argument("--out", default=".", metavar="DIR", help="output folder (default: current folder)")
@@ -82,13 +70,64 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-condition", action="store_true", help="do not condition each window on the previous text")
     p.add_argument("--keep-silent-tail", action="store_true",
                    help="decode the last window even when voice detection hears no speech in it")
-    p.add_argument("--fp32", action="store_true", help="float32 weights instead of int8 on CPU")
+    p.add_argument("--speakers", nargs="?", type=_speaker_count, const=0, default=None, metavar="N",
+                   help="who spoke when: label every line and word with its speaker (S1, S2... in order of "
+                        "appearance); N speakers, or estimate how many when N is left out")
+    p.add_argument("--speaker-names", type=_speaker_names, default=None, metavar="NAMES",
+                   help="names for the speakers, in order (Alice,Bob) or by label (S1=Alice,S2=Bob); "
+                        "implies --speakers")
+    p.add_argument("--overlapped", action="store_true",
+                   help="two people talking over each other: separate the voices first (SepFormer), "
+                        "transcribe each voice, merge by time (S1, S2...)")
+    p.add_argument("--separator", default=None, metavar="ID|FOLDER",
+                   help="the separation model for --overlapped (default: the catalog's SepFormer)")
+    p.add_argument("--fp32", action="store_true", help="float32 weights instead of int8 (ctc engine; Whisper is float32)")
+    p.add_argument("--int8", action="store_true",
+                   help="int8 Whisper weights on CPU (faster, less accurate: off by default)")
     p.add_argument("--print", action="store_true", help="also print the segments")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch")
     p.set_defaults(func=cmd_transcribe)
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
-    engine = ENGINES[args.engine]
-    failed = engine(args, args.files)
+    from ..errors import Cancelled, SonoscopeError
+    from ..transcribe.exports import export
+    from ..transcribe.task import transcribe_file
+
+    speakers = args.speakers if args.speakers is not None or args.speaker_names is None else 0
+
+    model = args.model  # None: the shared default of the engine (engine/defaults.py), as in the app
+    opts = _options(args)
+    failed = 0
+    for f in args.files:
+        progress = StderrProgress(Path(f).name)
+        try:
+            if args.overlapped:
+                from ..speakers.overlap import transcribe_overlapped
+
+                result = transcribe_overlapped(progress.state(), f, args.separator, args.speaker_names,
+                                               engine=args.engine, model=model, options=opts,
+                                               int8=_int8(args), threads=args.threads)
+            elif speakers is None:
+                result = transcribe_file(progress.state(), f, engine=args.engine, model=model, options=opts,
+                                         int8=_int8(args), threads=args.threads)
+            else:
+                from ..speakers.diarize import transcribe_with_speakers
+
+                result = transcribe_with_speakers(progress.state(), f, speakers or None, args.speaker_names,
+                                                  engine=args.engine, model=model, options=opts,
+                                                  int8=_int8(args), threads=args.threads)
+        except Exception as e:  # report and go on with the next file
+            if isinstance(e, Cancelled) or not isinstance(e, (SonoscopeError, ValueError)):
+                raise
+            print(f"error: {f}: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        for fmt in args.format:
+            path = export(result, Path(args.out) / f"{Path(f).stem}.{fmt}", fmt)
+            print(f"{fmt}\t{path}")
+        if args.print:
+            for s in result.segments:
+                who = f"{s.speaker}: " if s.speaker else ""
+                print(f"[{s.start:8.2f} -> {s.end:8.2f}] {who}{s.text.strip()}")
     return EXIT_FAILED if failed else EXIT_OK

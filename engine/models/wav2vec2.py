@@ -1,6 +1,7 @@
 """wav2vec 2.0 and HuBERT encoders with CTC, sequence- and frame-classification heads.
 
-Raw 16 kHz waveform -> CNN feature encoder (7 strided convs, one frame per 20 ms)
+Raw 16 kHz waveform -> CNN feature encoder (strided convs: one frame per 20 ms in the published
+checkpoints, ``Wav2Vec2Config.frame_stride`` samples in general)
 -> feature projection -> grouped positional convolution -> transformer encoder
 (post-norm "base" layers or pre-norm "stable layer norm" large/lv60 layers) -> head.
 
@@ -9,7 +10,7 @@ Weights load from Hugging Face folders (``config.json``, ``model.safetensors`` o
 ``preprocessor_config.json``); parameter names follow the HF checkpoints after their
 ``wav2vec2.``/``hubert.`` prefix, and the weight-normed positional convolution is folded
 into a plain weight when loading. Decoding (greedy / beam search) lives in
-``engine.ctc``; chunked streaming in ``engine.streaming``.
+``engine.transcribe.ctc``; chunked streaming in ``engine.transcribe.streaming``.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..audio import SPEECH_RATE as SAMPLE_RATE
 from ..errors import CheckpointError, ModelError
 
-SAMPLE_RATE = 16000
 
 
 @dataclass
@@ -470,30 +471,3 @@ def quantize_int8(model: Wav2Vec2Model) -> Wav2Vec2Model:
     q = quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
     q.config = model.config
     return q
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-__all__ = ["Wav2Vec2Config", "Wav2Vec2Model", "Wav2Vec2", "load", "load_model", "read_config",
-           "normalize_waveform", "quantize_int8", "SAMPLE_RATE", "DEFAULT_MODEL"]
-
-
-DEFAULT_MODEL = "wav2vec2-base-960h"
-
-
-def load(name: str | os.PathLike = DEFAULT_MODEL, state=None, int8: bool = False,
-         device: str = "cpu") -> Wav2Vec2Model:
-    """A wav2vec2/HuBERT model from a local HF folder or a catalog id (resolved through the store)."""
-    p = Path(name)
-    if p.exists():
-        folder = p
-    else:
-        from ..store import default_store
-
-        folder = default_store().resolve(str(name), state=state)
-    if state is not None:
-        state.update(status="loading model")
-    model = load_model(folder, device=device)
-    return quantize_int8(model) if int8 and device == "cpu" else model

@@ -56,10 +56,6 @@ class WhisperConfig:
     def multilingual(self) -> bool:
         return self.n_vocab >= 51865
 
-    @property
-    def num_languages(self) -> int:
-        return self.n_vocab - 51765 - int(self.multilingual)
-
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -78,15 +74,6 @@ PRESETS: dict[str, dict] = {
     "distil-large-v3": dict(n_mels=128, n_vocab=51866, n_audio_state=1280, n_audio_head=20, n_audio_layer=32,
                             n_text_state=1280, n_text_head=20, n_text_layer=2),
 }
-
-
-def preset(name: str) -> WhisperConfig:
-    """Config of a published size; ``tiny.en`` etc. have the English-only vocabulary (51864)."""
-    base = name.removesuffix(".en")
-    cfg = WhisperConfig(n_vocab=51864 if name.endswith(".en") else 51865)
-    for k, v in PRESETS[base].items():
-        setattr(cfg, k, v)
-    return cfg
 
 
 def sinusoids(length: int, channels: int, max_timescale: float = 10000.0) -> Tensor:
@@ -305,19 +292,32 @@ class Whisper(nn.Module):
         """Full (teacher-forced) pass: mel (B, n_mels, 3000), tokens (B, T) -> logits (B, T, V)."""
         return self.decoder(tokens, self.decoder.cross_kv(self.encoder(mel)))
 
-    def quantize_int8(self) -> "Whisper":
-        """Dynamic int8 quantization of the Linear layers (CPU): int8 weights, fp32 activations."""
+    def quantize_int8(self, split: str | None = None) -> "Whisper":
+        """Dynamic int8 Linear layers (CPU; per-row weight scales); ``split``: :data:`INT8_SPLITS`."""
         from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
-        proj = nn.Linear(self.cfg.n_text_state, self.cfg.n_vocab, bias=False)
-        proj.weight = self.decoder.token_embedding.weight
-        self.decoder.proj = proj
+        split = split or INT8_DEFAULT
+        if split not in INT8_SPLITS:
+            raise ValueError(f"unknown int8 split {split!r} (known: {', '.join(INT8_SPLITS)})")
+        if split in ("all", "fp32-encoder"):  # the vocabulary projection as an int8 (untied) copy
+            proj = nn.Linear(self.cfg.n_text_state, self.cfg.n_vocab, bias=False)
+            proj.weight = self.decoder.token_embedding.weight
+            self.decoder.proj = proj
+        parts = {"fp32-encoder": [self.decoder], "fp32-decoder": [self.encoder]}.get(split, [self.encoder, self.decoder])
         with warnings.catch_warnings():  # torch marks its quantized tensors deprecated; they still work
             warnings.simplefilter("ignore")
-            # one scale per output row, as CTranslate2 does: per-tensor scales cost accuracy
-            quantize_dynamic(self, {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True)
-        self.int8 = True
+            for part in parts:  # one scale per output row, as CTranslate2 does: per-tensor scales cost accuracy
+                quantize_dynamic(part, {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True)
+        self.int8 = split
         return self
+
+
+# Parts int8 covers: "all" Linears, "fp32-logits" (float32 vocabulary projection), "fp32-encoder",
+# "fp32-decoder". On long files of unseen real speech (benchmarks/bench_whisper_int8.py) none kept
+# float32's WER within 1 point and fell back nowhere float32 did not, so Whisper is float32 unless
+# int8 is asked for (engine.models.load); then "all", the cheapest.
+INT8_SPLITS = ("all", "fp32-logits", "fp32-encoder", "fp32-decoder")
+INT8_DEFAULT = "all"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -349,6 +349,26 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", dtyp
 NATIVE_CONFIG = "sonoscope_whisper.json"
 
 
+def prepared_meta(model: Whisper) -> dict[str, str]:
+    """What :func:`build_prepared` needs to rebuild the module from a prepared file."""
+    split = getattr(model, "int8", False)
+    return {"config": json.dumps(model.cfg.to_dict()), "int8": split if isinstance(split, str) else "0",
+            "proj": "1" if model.decoder.proj is not None else "0"}
+
+
+def build_prepared(meta: dict[str, str]) -> Whisper:
+    """The empty module a prepared file fits (see ``engine.models.prepared``)."""
+    d = json.loads(meta["config"])
+    d["alignment_heads"] = [tuple(x) for x in d.get("alignment_heads", [])]
+    cfg = WhisperConfig(**{k: v for k, v in d.items() if k in WhisperConfig.__dataclass_fields__})
+    model = Whisper(cfg)
+    if meta.get("proj") == "1":
+        model.decoder.proj = nn.Linear(cfg.n_text_state, cfg.n_vocab, bias=False)  # replaced by its int8 copy
+    if meta.get("int8", "0") != "0":
+        model.int8 = meta["int8"]
+    return model
+
+
 def save_native(model: Whisper, folder: str | os.PathLike) -> Path:
     """Write the module as is: ``sonoscope_whisper.json`` (the config) + ``model.safetensors``."""
     from safetensors.torch import save_file
@@ -378,47 +398,18 @@ def load_native(folder: str | os.PathLike) -> Whisper:
     return _build(cfg, sd, str(folder))
 
 
-def openai_state_dict(model: Whisper) -> dict:
-    """The checkpoint dict of openai-whisper (``{"dims", "model_state_dict"}``) for this module's weights."""
-    if getattr(model, "int8", False):
-        raise CheckpointError("cannot export an int8-quantized model; load it again without quantization")
-    c, sd, out = model.cfg, model.state_dict(), {}
-    for side, n in (("encoder", c.n_audio_layer), ("decoder", c.n_text_layer)):
-        for i in range(n):
-            p = f"{side}.blocks.{i}."
-            q, k, v = sd[p + "qkv.weight"].chunk(3)
-            qb, _, vb = sd[p + "qkv.bias"].chunk(3)
-            names = {"attn.query.weight": q, "attn.query.bias": qb, "attn.key.weight": k, "attn.value.weight": v,
-                     "attn.value.bias": vb}
-            for ours, theirs in _OPENAI_SIMPLE.items():
-                if ours.startswith("cross") and side == "encoder":
-                    continue
-                for t in ("weight", "bias"):
-                    names[f"{theirs}.{t}"] = sd[f"{p}{ours}.{t}"]
-            if side == "decoder":
-                ck, cv = sd[p + "cross_kv.weight"].chunk(2)
-                _, cvb = sd[p + "cross_kv.bias"].chunk(2)
-                names.update({"cross_attn.key.weight": ck, "cross_attn.value.weight": cv, "cross_attn.value.bias": cvb})
-            out.update({p + k2: v2.clone() for k2, v2 in names.items()})
-    for k in ("encoder.conv1.weight", "encoder.conv1.bias", "encoder.conv2.weight", "encoder.conv2.bias",
-              "encoder.ln_post.weight", "encoder.ln_post.bias", "decoder.token_embedding.weight",
-              "decoder.positional_embedding", "decoder.ln.weight", "decoder.ln.bias"):
-        out[k] = sd[k].clone()
-    out["encoder.positional_embedding"] = sd["encoder.positions"].clone()
-    dims = {k: getattr(c, k) for k in ("n_mels", "n_audio_ctx", "n_audio_state", "n_audio_head", "n_audio_layer",
-                                        "n_vocab", "n_text_ctx", "n_text_state", "n_text_head", "n_text_layer")}
-    return {"dims": dims, "model_state_dict": out}
-
-
 _OPENAI_SIMPLE = {"out": "attn.out", "attn_ln": "attn_ln", "cross_q": "cross_attn.query", "cross_out": "cross_attn.out",
                   "cross_ln": "cross_attn_ln", "fc1": "mlp.0", "fc2": "mlp.2", "mlp_ln": "mlp_ln"}
 
 
 def _build(cfg: WhisperConfig, sd: dict[str, Tensor], source: str) -> Whisper:
-    model = Whisper(cfg)
+    from .prepared import skip_init
+
+    with skip_init():  # no random initialisation: every tensor comes from the checkpoint
+        model = Whisper(cfg)
     sd = {k: v.float() for k, v in sd.items()}
     sd.setdefault("encoder.positions", model.encoder.positions)
-    missing, unexpected = model.load_state_dict(sd, strict=False)
+    missing, unexpected = model.load_state_dict(sd, strict=False, assign=True)
     if missing or unexpected:
         raise CheckpointError(f"{source} does not match the Whisper architecture "
                               f"(missing {missing[:5]}, unexpected {unexpected[:5]})")

@@ -1,0 +1,101 @@
+"""Which parts of Whisper can be int8 on the CPU without losing accuracy: the measurement behind
+``engine.models.whisper.INT8_DEFAULT``.
+
+    .venv/bin/python benchmarks/bench_whisper_int8.py [--model base] [--set choose|check] [--threads 2]
+
+For each precision split (``fp32``, then every entry of ``INT8_SPLITS``) and each long file of
+unseen real speech (tests/whisper_long.py: ``choose`` files by default), it prints the windows that
+fell back (decoded at a temperature above 0, with their start), the WER against the known text and
+the wall time of the transcription (greedy, temperature fallback, conditioned on the previous text:
+the CLI defaults). Rule: the cheapest split for which no window falls back that does not at fp32 and
+whose WER is within 1 point of fp32 on every file becomes the default. Times are on a shared 2-core
+machine: read them side by side, not as absolutes.
+
+Measured (base, 2 threads, shared machine; pooled WER, numbers spelled out; fallback windows):
+
+| split | choose: fallbacks | choose: WER | check: fallbacks | check: WER |
+|---|---|---|---|---|
+| fp32 | 1 (cards-alsa, 28 s) | 33.8% | 0 | 36.4% |
+| all | 1 (the same window) | 48.7% | 0 | 48.4% |
+| fp32-logits | 1 (the same window) | 49.3% | 0 | 48.7% |
+| fp32-encoder | 0 | 41.0% | 0 | 64.0% |
+| fp32-decoder | 1 (the same window) | 40.8% | 1 (53 s, not at fp32) | 36.4% |
+
+After the long-form retry without the prompt (a loop primed by the previous text is decoded greedily
+again without it): no window falls back anywhere, fp32 36.8% / 36.4%, all-int8 47.7% / 48.4% (choose /
+check, pooled).
+
+No split is within 1 point of fp32 on both sets: Whisper stays float32 on the CPU by default. The
+errors are mostly repeated phrases written once ("rear center, rear center" -> "Rear center"),
+at every precision (faster-whisper too); which repeats survive flips with small changes to the
+logits, so int8 moves the WER by whole phrases.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(1, str(ROOT / "tests"))
+warnings.filterwarnings("ignore")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="base")
+    ap.add_argument("--set", default="choose", choices=["choose", "check"])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--splits", nargs="*", default=None, help="default: fp32 and every int8 split")
+    args = ap.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+
+    import whisper_long as L
+    from engine.models.whisper import INT8_SPLITS, load_model
+    from engine.wer import word_errors
+    from engine.transcribe.whisper.loading import _tokenizer, resolve_folder
+
+    torch.set_num_threads(args.threads)
+    folder = resolve_folder(args.model)
+    base = load_model(folder)
+    tk = _tokenizer(str(folder), base.cfg.n_vocab)
+    data = L.files(L.CHOOSE if args.set == "choose" else L.CHECK)
+    splits = args.splits or ["fp32", *INT8_SPLITS]
+    print(f"Whisper {args.model}, {len(data)} files ({args.set}: "
+          + ", ".join(f"{n} {len(a) / 16000:.0f} s" for n, a, _ in data)
+          + f"), {args.threads} threads, shared machine\n", flush=True)
+    print("| split | file | fallback windows (start s: T) | WER | s |")
+    print("|---|---|---|---|---|", flush=True)
+    totals = {}
+    for split in splits:
+        m = load_model(folder)
+        if split != "fp32":
+            m.quantize_int8(split)
+        L.run(m, tk, data[0][1][:16000 * 5])  # warm-up
+        errs, secs, falls, pooled = [], 0.0, 0, [0, 0]
+        for name, audio, ref in data:
+            r = L.run(m, tk, audio)
+            e = L.wer(ref, r.text)
+            n_err, n_ref = word_errors(L.spoken(ref), L.spoken(r.text))
+            pooled[0] += n_err
+            pooled[1] += n_ref
+            errs.append(e)
+            secs += r.seconds
+            falls += len(r.fallbacks)
+            fb = ", ".join(f"{w['start']:.1f}: {w['temperature']:.1f}" for w in r.windows if w["temperature"] > 0)
+            print(f"| {split} | {name} | {len(r.fallbacks)} ({fb or '-'}) | {e * 100:.1f}% | {r.seconds:.1f} |",
+                  flush=True)
+        totals[split] = (falls, sum(errs) / len(errs), pooled[0] / max(1, pooled[1]), secs)
+    print("\n| split | fallback windows, all files | mean WER | pooled WER | total s |")
+    print("|---|---|---|---|---|")
+    for split, (f, e, pw, s) in totals.items():
+        print(f"| {split} | {f} | {e * 100:.1f}% | {pw * 100:.1f}% | {s:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
