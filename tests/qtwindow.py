@@ -18,6 +18,18 @@ NO_AUDIO = Availability(False, False, "no audio input device was found (test)",
                         "no audio output device was found (test)")
 
 
+def import_panels() -> None:
+    """Import every panel module now. A test that stubs engine entry points (monkeypatch) before the
+    window loads its panels would otherwise have a panel bind the stub by name for the whole run."""
+    import importlib
+    import pkgutil
+
+    import app.panels
+
+    for m in pkgutil.iter_modules(app.panels.__path__):
+        importlib.import_module(f"app.panels.{m.name}")
+
+
 def make_settings(tmp_path) -> S.Settings:
     """Settings in a private INI file, with the session folder under tmp_path."""
     st = S.Settings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))

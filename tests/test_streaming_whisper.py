@@ -190,6 +190,19 @@ def test_live_mic_whisper_end_to_end(pulse, librivox, tiny_en):
     assert wer(" ".join(ref), hyp) <= 0.10, hyp
     # the session audio came back from the mic: about as long as what was played
     assert result["audio"].size / SR > len(played) / RATE
+    # every committed word carries its session-clock times: committed after it was said (word times are
+    # estimates: 0.3 s slack), shown no later, in order; the summary counts them all
+    words = result["words"]
+    assert words and result["latency"]["words"] == len(words)
+    for w in words:
+        assert w.committed is not None and w.shown is not None
+        assert w.committed >= w.end - 0.3 and w.shown <= w.committed + 1e-6
+    assert [w.committed for w in words] == sorted(w.committed for w in words)
+    # the mic adds its latency, the clock starts when the stream does: a word of speech played at t is
+    # committed within the session's seconds, never after it ended
+    assert max(w.committed for w in words) <= result["audio"].size / SR + 5.0
+    print("latency", result["latency"])
+    assert result["latency"]["committed"]["p95"] < 15  # (speed is measured by benchmarks/bench_live.py)
 
 
 def test_punctuation_words_and_decoding_loops_never_reach_the_live_text():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -192,8 +193,13 @@ def _no_models(monkeypatch):
     def boom(*a, **k):
         raise AssertionError("a model was run")
 
-    for mod, name in ((M, "load"), (Dz, "diarize"), (Tt, "transcribe_file"), (Tg, "tag_file")):
-        monkeypatch.setattr(mod, name, boom)
+    entries = [getattr(mod, name) for mod, name in ((M, "load"), (Dz, "diarize"), (Tt, "transcribe_file"), (Tg, "tag_file"))]
+    # patched wherever a module holds one by name (`from ... import transcribe_file`), so a module
+    # first imported during this test can never keep the stub after monkeypatch undoes it
+    for mod in list(sys.modules.values()):
+        for name, value in list(getattr(mod, "__dict__", {}).items()):
+            if any(value is e for e in entries):
+                monkeypatch.setattr(mod, name, boom)
 
 
 def _copy(analysed, folder: Path) -> Path:

@@ -20,8 +20,10 @@ from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 import voices as V  # noqa: E402
-from qtwindow import open_window  # noqa: E402
+from qtwindow import import_panels, open_window  # noqa: E402
 from test_timeline import MN04, _no_models, build  # noqa: E402
+
+import_panels()  # before any test stubs the model entry points the panels import
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "tests" / "artifacts"

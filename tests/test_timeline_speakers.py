@@ -19,8 +19,10 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from engine.results import Analysis, Segment, SpeakerTurn, Transcript, Word  # noqa: E402
 from engine.timeline import project  # noqa: E402
-from qtwindow import open_window  # noqa: E402
+from qtwindow import import_panels, open_window  # noqa: E402
 from test_timeline import _no_models  # noqa: E402
+
+import_panels()  # before any test stubs the model entry points the panels import
 
 TURNS = [SpeakerTurn(0.2, 2.0, "S1"), SpeakerTurn(2.4, 4.0, "S2"), SpeakerTurn(4.3, 5.6, "S1")]
 
