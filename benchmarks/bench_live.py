@@ -188,6 +188,9 @@ def main() -> int:
     ap.add_argument("--only", default="whisper,ctc,peer")
     ap.add_argument("--threads", type=int, default=1, help="peer's cpu_threads (ours: its live default)")
     ap.add_argument("--step", type=float, default=None, help="ours, Whisper: seconds between re-decodes")
+    ap.add_argument("--short-context", default="default",
+                    help="ours, Whisper: seconds of padding the encoder sees after a short window ('none': 30 s)")
+    ap.add_argument("--tune", default="", help="ours, Whisper: streamer settings, e.g. min_window=2,min_silence=0.4")
     args = ap.parse_args()
     import voices
 
@@ -206,7 +209,10 @@ def main() -> int:
         off = wer(ref, transcribe(None, m, tok, audio, language="en").text)
         del m, tok
         opts = {"step": args.step} if args.step else {}
-        r = ours("whisper", audio, **opts)
+        if args.short_context != "default":
+            opts["short_context"] = None if args.short_context == "none" else float(args.short_context)
+        tune = {k: float(v) for k, v in (kv.split("=") for kv in args.tune.split(",") if kv)}
+        r = ours("whisper", audio, tune=tune, **opts)
         print(_row("ours Whisper tiny.en int8", r["latency"], wer(ref, r["text"]), off,
                    f"lag max {r['lag_max']:.1f} s, {r['decodes']} decodes of {r['decode_mean']:.2f} s, "
                    f"lost {r['lost']:.1f} s"), flush=True)

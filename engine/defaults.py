@@ -34,6 +34,32 @@ LIVE_CTC_CHUNK, LIVE_CTC_LEFT, LIVE_CTC_RIGHT = 0.3, 1.2, 0.15
 # Whisper live decodes on one torch thread of its own (the count is per thread): with two, a decode waits
 # for the slower one, and beside other work (drawing, playback, a job) a short window decoded 2-3x slower.
 LIVE_WHISPER_THREADS = 1
+# Live Whisper (LocalAgreement-2, engine/transcribe/whisper/streaming.py). WER of a deterministic replay
+# (offline tiny.en int8; LibriVox 5 utterances / three 60 s files of short phrases said twice):
+#   step 1.0, min window 4, agree with the previous decode:        7.0 / 4.3 / 2.9 / 7.3 %
+#   step 0.4, min window 3, agree with the decode >= 1 s earlier:   7.0 / 4.3 / 2.9 / 7.3 %
+#   the same, min window 2:                                         9.9 / 4.3 / 2.9 / 7.3 %
+#   the same, encoder on the window + 12 s (not 30 s):             14.1 / 5.8 / 7.2 / 9.1 %
+#   the same, aligned word times:                                   9.9 / 4.3 / 4.3 / 7.3 %
+# In real time (benchmarks/bench_live.py, files 1 and 2; p95 s after the word's end, WER; offline 5.8 / 2.9):
+#   step 1.0, min window 4:  committed 6.1, shown 2.1, 2.9 %
+#   step 0.7, min window 3:  committed 3.3 / 4.4, shown 1.6 / 1.8, 2.9 / 5.8 %
+#   step 0.4, min window 3:  committed 3.3 / 3.1, shown 1.9 / 1.5, 9.4 / 8.0 %  (a decode takes ~0.4 s:
+#   back to back, on audio cut at other places, with more words committed from shorter windows)
+# The window is re-decoded every LIVE_WHISPER_STEP seconds (or as soon as the last decode ends, if later).
+LIVE_WHISPER_STEP = 0.7
+# No word is committed by agreement before the window holds this much audio (Whisper changes the first
+# words of a shorter one); they show as tentative meanwhile.
+LIVE_WHISPER_MIN_WINDOW = 3.0
+# Words are committed where the newest hypothesis agrees with the one decoded at least this many seconds
+# earlier (LocalAgreement-2 with hypotheses far enough apart to be two opinions, however short the step).
+LIVE_WHISPER_AGREE_GAP = 1.0
+# Seconds of padding the encoder sees after a window shorter than 30 s (TranscribeOptions.short_context;
+# None: the whole 30 s). 0.2 s a decode instead of 0.3-0.4 s, but tiny.en hears short windows worse.
+LIVE_WHISPER_SHORT_CONTEXT: float | None = None
+# Word times from cross-attention alignment (one more decoder pass) instead of a segment's time spread
+# over its characters: better times, but the text changed for the worse on two files of four.
+LIVE_WHISPER_WORD_TIMES = False
 
 # -- stems ----------------------------------------------------------------------------------------------
 STEMS = 2                    # 2: vocals / accompaniment, 4: + drums / bass, 5: + piano

@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"ctc: left context seconds (default {D.LIVE_CTC_LEFT})")
     p.add_argument("--right", type=float, default=D.LIVE_CTC_RIGHT,
                    help=f"ctc: look-ahead seconds (default {D.LIVE_CTC_RIGHT}; longer is more accurate, later)")
-    p.add_argument("--step", type=float, default=1.0, help="whisper: seconds between re-transcriptions")
+    p.add_argument("--step", type=float, default=D.LIVE_WHISPER_STEP, help="whisper: seconds between re-transcriptions")
     p.add_argument("--fp32", action="store_true", help="float32 weights instead of int8")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for PyTorch (whisper decodes on 1 by default: steadier beside other work)")

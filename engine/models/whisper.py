@@ -211,12 +211,13 @@ class AudioEncoder(nn.Module):
         self.ln_post = nn.LayerNorm(d)
 
     def forward(self, mel: Tensor) -> Tensor:
-        # mel: (B, n_mels, 2 * n_audio_ctx) -> (B, n_audio_ctx, D)
+        # mel: (B, n_mels, 2 * T) -> (B, T, D); T = n_audio_ctx (30 s) as trained, or fewer audio
+        # positions for a short window (whisper.cpp's "audio_ctx": the first T positions)
         x = F.gelu(self.conv1(mel))
         x = F.gelu(self.conv2(x)).transpose(1, 2)
-        if x.shape[1] != self.positions.shape[0]:
-            raise ValueError(f"expected {2 * self.positions.shape[0]} mel frames, got {mel.shape[-1]}")
-        x = x + self.positions.to(x.dtype)
+        if x.shape[1] > self.positions.shape[0]:
+            raise ValueError(f"expected at most {2 * self.positions.shape[0]} mel frames, got {mel.shape[-1]}")
+        x = x + self.positions[:x.shape[1]].to(x.dtype)
         for block in self.blocks:
             x, _ = block(x)
         return self.ln_post(x)

@@ -48,8 +48,9 @@ class _Resampler:
 
 def make_streamer(engine: str, model: str | None = None, state=None, int8: bool = True,
                   chunk: float = D.LIVE_CTC_CHUNK, left: float = D.LIVE_CTC_LEFT, right: float = D.LIVE_CTC_RIGHT,
-                  step: float = 1.0, device: str = "cpu",
-                  language: str | None = None, threads: int | None = None) -> Streamer:
+                  step: float = D.LIVE_WHISPER_STEP, device: str = "cpu",
+                  language: str | None = None, threads: int | None = None,
+                  short_context: float | None = D.LIVE_WHISPER_SHORT_CONTEXT) -> Streamer:
     """A ready streamer for ``engine`` ("ctc" | "whisper") and a catalog id or folder (None: default).
 
     ``threads``: torch threads of the streamer's decodes (its own thread only). Whisper on the CPU
@@ -61,7 +62,8 @@ def make_streamer(engine: str, model: str | None = None, state=None, int8: bool 
         m, tok = load_whisper(model or DEFAULT_MODELS["whisper"], state=state, int8=int8, device=device)
         if threads is None and device == "cpu":
             threads = D.LIVE_WHISPER_THREADS
-        return WhisperStreamer(whisper_transcriber(m, tok, language=language, threads=threads), step=step)
+        fn = whisper_transcriber(m, tok, language=language, threads=threads, short_context=short_context)
+        return WhisperStreamer(fn, step=step)
     raise ValueError(f"unknown live engine {engine!r}")
 
 

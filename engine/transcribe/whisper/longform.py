@@ -163,6 +163,13 @@ class TranscribeOptions:
     # phrases said twice the prompt primes loops ("Ten of clubs." x 40 for 25 s of other speech) and
     # the sampled fallback that follows is a different transcript on every run.
     retry_without_prompt: bool = True
+    # Seconds of padding the encoder sees after a window shorter than 30 s (None: the whole 30 s, as
+    # trained). The encoder's cost is in its 1500 positions whatever the speech; a live window of 4 s
+    # encoded as 4 + ``short_context`` seconds is several times cheaper (whisper.cpp's audio_ctx).
+    short_context: float | None = None
+    # Audio shorter than 30 s decoded once (live): text after the last complete segment ends at the end
+    # of the audio rather than being decoded again from its start (and no word moves the next seek).
+    single_window: bool = False
 
 
 def decode_with_fallback(model: Whisper, tokenizer: Tokenizer, features: torch.Tensor, opts: TranscribeOptions,
@@ -201,8 +208,11 @@ def decode_with_fallback(model: Whisper, tokenizer: Tokenizer, features: torch.T
 
 
 def split_segments(tokenizer: Tokenizer, tokens: list[int], time_offset: float, seek: int, segment_size: int,
-                   segment_duration: float) -> tuple[list[dict], int, bool]:
-    """Cut a window's tokens into segments at consecutive timestamp pairs; returns the next seek."""
+                   segment_duration: float, keep_tail: bool = False) -> tuple[list[dict], int, bool]:
+    """Cut a window's tokens into segments at consecutive timestamp pairs; returns the next seek.
+
+    ``keep_tail``: the tokens after the last complete segment are a last segment up to the window's
+    end (the next seek is past the window) instead of being decoded again from there."""
     tb = tokenizer.timestamp_begin
     single_ending = len(tokens) >= 2 and tokens[-2] < tb <= tokens[-1]
     consecutive = [i for i in range(1, len(tokens)) if tokens[i] >= tb and tokens[i - 1] >= tb]
@@ -215,7 +225,11 @@ def split_segments(tokenizer: Tokenizer, tokens: list[int], time_offset: float, 
             segments.append(dict(seek=seek, start=time_offset + (part[0] - tb) * TIME_PRECISION,
                                  end=time_offset + (part[-1] - tb) * TIME_PRECISION, tokens=part))
             last = cur
-        if single_ending:
+        tail = [t for t in tokens[last:] if t < tb]
+        if keep_tail and not single_ending and tail:
+            segments.append(dict(seek=seek, start=time_offset + (tokens[last - 1] - tb) * TIME_PRECISION,
+                                 end=time_offset + segment_duration, tokens=tokens[last:]))
+        if single_ending or keep_tail:
             seek += segment_size
         else:
             seek += (tokens[last - 1] - tb) * INPUT_STRIDE
@@ -296,6 +310,9 @@ def transcribe(state: JobState | None, model: Whisper, tokenizer: Tokenizer,
             seek += segment_size
             _progress(state, seek, reader)
             continue
+        if opts.short_context is not None and segment_size < N_FRAMES:
+            keep = segment_size + round(opts.short_context * SAMPLE_RATE / HOP_LENGTH)
+            features = features[:, :min(N_FRAMES, keep + keep % INPUT_STRIDE)]
         audio_features = model.encoder(features[None].to(model.device, model.dtype))
         state.check()
         if language is None:
@@ -312,8 +329,9 @@ def transcribe(state: JobState | None, model: Whisper, tokenizer: Tokenizer,
                 seek += segment_size
                 _progress(state, seek, reader)
                 continue
+        once = opts.single_window and segment_size < N_FRAMES
         parts, new_seek, single_ending = split_segments(tokenizer, result.tokens, time_offset, seek, segment_size,
-                                                        segment_duration)
+                                                        segment_duration, keep_tail=once)
         current: list[Segment] = []
         for p in parts:
             text = tokenizer.decode(p["tokens"])
@@ -325,7 +343,7 @@ def transcribe(state: JobState | None, model: Whisper, tokenizer: Tokenizer,
                                    compression_ratio=result.compression_ratio, no_speech_prob=result.no_speech_prob))
         if opts.word_timestamps and current:
             add_word_timestamps(model, tokenizer, current, audio_features, segment_size, language)
-            if not single_ending:
+            if not single_ending and not once:
                 last_end = next((w.end for s in reversed(current) for w in reversed(s.words or [])), None)
                 if last_end is not None and last_end > time_offset:
                     new_seek = max(seek + 1, round(last_end * SAMPLE_RATE / HOP_LENGTH))

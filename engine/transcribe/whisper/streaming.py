@@ -13,6 +13,7 @@ from typing import Callable
 
 import numpy as np
 
+from ... import defaults as D
 from ...audio.dsp import SAMPLE_RATE
 from ...audio.vad import SileroVAD
 from ...compute import cpu_threads
@@ -68,9 +69,12 @@ def clean_words(words: list[Word]) -> list[Word]:
 
 
 def whisper_transcriber(model, tokenizer, language: str | None = None, beam_size: int | None = None,
-                        threads: int | None = None) -> TranscribeFn:
+                        threads: int | None = None,
+                        short_context: float | None = D.LIVE_WHISPER_SHORT_CONTEXT,
+                        word_timestamps: bool = D.LIVE_WHISPER_WORD_TIMES) -> TranscribeFn:
     """A :data:`TranscribeFn` on the engine's Whisper model (greedy, no temperature fallback), decoding
-    on ``threads`` torch threads (None: as they are; the count is per calling thread).
+    on ``threads`` torch threads (None: as they are; the count is per calling thread). The encoder
+    sees the window plus ``short_context`` seconds, not 30 s (None: 30 s; see ``TranscribeOptions``).
 
     Its ``language`` attribute is the session's language: the one asked for, "en" for an
     English-only model, else the language Whisper detects on the first window with speech."""
@@ -79,7 +83,8 @@ def whisper_transcriber(model, tokenizer, language: str | None = None, beam_size
         with cpu_threads(threads):
             t = transcribe(None, model, tokenizer, np.asarray(audio, np.float32), language=fn.language,
                            beam_size=beam_size, temperature=0.0, initial_prompt=prompt or None,
-                           condition_on_previous_text=False, skip_silent_tail=False)  # the streamer has its VAD
+                           condition_on_previous_text=False, skip_silent_tail=False,  # the streamer has its VAD
+                           short_context=short_context, word_timestamps=word_timestamps, single_window=True)
         words: list[Word] = []
         for s in t.segments:
             if s.words:
@@ -121,10 +126,11 @@ class WhisperStreamer(Streamer):
       after its committed words.
     """
 
-    def __init__(self, transcribe_fn: TranscribeFn, vad: SileroVAD | None = None, step: float = 1.0,
+    def __init__(self, transcribe_fn: TranscribeFn, vad: SileroVAD | None = None, step: float = D.LIVE_WHISPER_STEP,
                  min_silence: float = 0.6, threshold: float = 0.5, max_window: float = 20.0,
                  pre_roll: float = 0.5, post_roll: float = 0.3, prompt_chars: int = 200,
-                 min_window: float = 4.0, sample_rate: int = SAMPLE_RATE) -> None:
+                 min_window: float = D.LIVE_WHISPER_MIN_WINDOW, agree_gap: float = D.LIVE_WHISPER_AGREE_GAP,
+                 sample_rate: int = SAMPLE_RATE) -> None:
         self.transcribe_fn = transcribe_fn
         self.vad = vad if vad is not None else SileroVAD()
         self.sample_rate = sample_rate
@@ -136,6 +142,9 @@ class WhisperStreamer(Streamer):
         # Whisper drops or changes the first word of very short windows: no agreement commits
         # before the window holds this much audio (the words show as tentative meanwhile)
         self.min_window = int(min_window * sr)
+        # a hypothesis is checked against the one decoded at least this long before it (two decodes 0.4 s
+        # apart see nearly the same audio: their agreement would commit mishearings)
+        self.agree_gap = int(agree_gap * sr)
         self.reset()
 
     @property
@@ -151,6 +160,7 @@ class WhisperStreamer(Streamer):
         self._last_decode = 0  # buffer end at the last decode
         self._words: list[Word] = []
         self._prev: list[Word] = []  # previous hypothesis (uncommitted part)
+        self._hist: list[tuple[int, int, list[Word]]] = []  # (buffer end, words committed before, hypothesis)
         self._in_window = 0  # committed words that come from the current window
         self._floor = 0  # audio before this was committed by an utterance's final decode: never re-read
         self._after_cut = False  # the window restarted mid-speech (words may straddle its start)
@@ -245,13 +255,24 @@ class WhisperStreamer(Streamer):
         new += words
         self._in_window += len(words)
 
+    def _reference(self) -> list[Word] | None:
+        """The newest hypothesis decoded at least ``agree_gap`` before now, less the words committed since."""
+        old = [i for i, (end, _, _) in enumerate(self._hist) if end <= self.buf.end - self.agree_gap]
+        if not old:
+            return None
+        del self._hist[:old[-1]]  # older ones are never a reference again
+        _, before, hyp = self._hist[0]
+        return hyp[len(self._words) - before:]
+
     def _agree(self, new: list[Word]) -> float:
         hyp, dt = self._decode(self.buf.end)
         self._last_decode = self.buf.end
         n = 0
-        if self._window_len(self.buf.end) >= self.min_window:
-            while n < min(len(hyp), len(self._prev)) and word_key(hyp[n].word) == word_key(self._prev[n].word):
+        ref = self._reference()
+        if ref is not None and self._window_len(self.buf.end) >= self.min_window:
+            while n < min(len(hyp), len(ref)) and word_key(hyp[n].word) == word_key(ref[n].word):
                 n += 1
+        self._hist.append((self.buf.end, len(self._words), hyp))
         self._commit(hyp[:n], new)
         self._prev = hyp[n:]
         self.tentative = join_words(self._prev)
@@ -267,7 +288,7 @@ class WhisperStreamer(Streamer):
     def _restart(self, at: int) -> None:
         self.buf.drop_before(at - self.pre_roll)
         self._floor, self._after_cut = at, False
-        self._prev, self._in_window, self.tentative = [], 0, ""
+        self._prev, self._in_window, self.tentative, self._hist = [], 0, "", []
         self._speech_start = None
         # speech already seen after `at` (rare) starts the next window
         self._last_decode = self.buf.end
@@ -283,7 +304,7 @@ class WhisperStreamer(Streamer):
             self._commit(keep, [])
             at = int(keep[-1].end * self.sample_rate) if keep else self.buf.end - self.pre_roll
         self.buf.drop_before(at)
-        self._prev, self._in_window, self.tentative = [], 0, ""
+        self._prev, self._in_window, self.tentative, self._hist = [], 0, "", []
         self._speech_start = self.buf.start
         self._after_cut = True
 
