@@ -211,8 +211,7 @@ class AudioEncoder(nn.Module):
         self.ln_post = nn.LayerNorm(d)
 
     def forward(self, mel: Tensor) -> Tensor:
-        # mel: (B, n_mels, 2 * T) -> (B, T, D); T = n_audio_ctx (30 s) as trained, or fewer audio
-        # positions for a short window (whisper.cpp's "audio_ctx": the first T positions)
+        # mel: (B, n_mels, 2 * T) -> (B, T, D); T = n_audio_ctx (30 s) as trained, or fewer (audio_ctx)
         x = F.gelu(self.conv1(mel))
         x = F.gelu(self.conv2(x)).transpose(1, 2)
         if x.shape[1] > self.positions.shape[0]:
