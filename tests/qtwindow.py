@@ -22,12 +22,11 @@ def import_panels() -> None:
     """Import every panel module now. A test that stubs engine entry points (monkeypatch) before the
     window loads its panels would otherwise have a panel bind the stub by name for the whole run."""
     import importlib
-    import pkgutil
 
-    import app.panels
+    from app.panels import PANELS  # what the window loads
 
-    for m in pkgutil.iter_modules(app.panels.__path__):
-        importlib.import_module(f"app.panels.{m.name}")
+    for module_name, _ in PANELS:
+        importlib.import_module(module_name)
 
 
 def make_settings(tmp_path) -> S.Settings:

@@ -225,8 +225,7 @@ def split_segments(tokenizer: Tokenizer, tokens: list[int], time_offset: float, 
             segments.append(dict(seek=seek, start=time_offset + (part[0] - tb) * TIME_PRECISION,
                                  end=time_offset + (part[-1] - tb) * TIME_PRECISION, tokens=part))
             last = cur
-        tail = [t for t in tokens[last:] if t < tb]
-        if keep_tail and not single_ending and tail:
+        if keep_tail and not single_ending and any(t < tb for t in tokens[last:]):
             segments.append(dict(seek=seek, start=time_offset + (tokens[last - 1] - tb) * TIME_PRECISION,
                                  end=time_offset + segment_duration, tokens=tokens[last:]))
         if single_ending or keep_tail:
