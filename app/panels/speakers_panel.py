@@ -22,14 +22,13 @@ import tempfile
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Slot
-from PySide6.QtGui import QIcon, QPixmap
-from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
-                               QHeaderView, QLabel, QPushButton, QTabWidget, QTreeWidget, QTreeWidgetItem,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView,
+                               QLabel, QPushButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from engine.jobs import JobStatus, lazy
 
 from .. import settings as S
+from ..panel_tools import play_from, reveal, swatch
 from ..threads import run_in_thread
 from ..widgets.speaker_lane import SpeakerLane, speaker_color
 from ..widgets.stem_player import StemPlayer
@@ -71,12 +70,6 @@ def download_model(state, model_id: str) -> str:
     from engine.store import default_store
 
     return str(default_store().download(model_id, state))
-
-
-def _swatch(speaker: str) -> QIcon:
-    pm = QPixmap(12, 12)
-    pm.fill(speaker_color(speaker))
-    return QIcon(pm)
 
 
 class SpeakersPanel(QWidget):
@@ -380,7 +373,7 @@ class SpeakersPanel(QWidget):
             talk = sum(t.duration for t in mine)
             item = QTreeWidgetItem([names.get(spk) or spk, spk, f"{talk:.1f} s", str(len(mine))])
             item.setData(0, Qt.ItemDataRole.UserRole, spk)
-            item.setIcon(0, _swatch(spk))
+            item.setIcon(0, swatch(speaker_color(spk)))
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEditable)
             for c in (2, 3):
                 item.setTextAlignment(c, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -443,35 +436,12 @@ class SpeakersPanel(QWidget):
 
     def reveal(self) -> None:
         """Bring this panel to the front (its tab or dock)."""
-        w = self.parentWidget()
-        while w is not None:
-            if isinstance(w, QTabWidget):
-                w.setCurrentWidget(self)
-                return
-            if isinstance(w, QDockWidget):
-                w.show()
-                w.raise_()
-                return
-            w = w.parentWidget()
+        reveal(self)
 
     @Slot(object)
     def play_turn(self, turn) -> None:
         """Play the selected file from the turn's start (a seek when it is already the player's file)."""
-        path, p = self._current(), self.ctx.player
-        if path is None:
-            return
-        who = self.lane.name_of(turn.speaker)
-        if not p.available:
-            if self.file_view is not None:
-                self.file_view.seekRequested.emit(turn.start)  # the playhead moves; Space plays from there
-            self.ctx.status(f"Cannot play: {p.unavailable_reason}")
-            return
-        if p.source_label == path:
-            p.seek(turn.start)
-            p.play()
-        else:
-            p.play_file(path, start=turn.start)
-        self.ctx.status(f"{who}: playing from {turn.start:.2f} s")
+        play_from(self.ctx, self.file_view, self._current(), turn.start, self.lane.name_of(turn.speaker))
 
     # -- separating speakers ---------------------------------------------------------------------
     def separate(self, path: str | None = None):

@@ -17,14 +17,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Slot
-from PySide6.QtGui import QIcon, QPixmap
-from PySide6.QtWidgets import (QComboBox, QDockWidget, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout,
-                               QHeaderView, QLabel, QListWidget, QListWidgetItem, QMenu, QPushButton, QSplitter,
-                               QTabWidget, QToolButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QHeaderView,
+                               QLabel, QListWidget, QListWidgetItem, QMenu, QPushButton, QSplitter,
+                               QToolButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from engine.jobs import JobStatus, lazy
 
 from .. import settings as S
+from ..panel_tools import play_from, reveal, swatch
 from ..threads import run_in_thread
 from ..widgets.tag_lane import TagLane, color_for
 
@@ -87,12 +87,6 @@ def download_tagger(state, model_id: str) -> str:
     from engine.store import default_store
 
     return str(default_store().resolve(model_id, state))
-
-
-def _swatch(label: str) -> QIcon:
-    pm = QPixmap(12, 12)
-    pm.fill(color_for(label))
-    return QIcon(pm)
 
 
 class TagsPanel(QWidget):
@@ -439,7 +433,7 @@ class TagsPanel(QWidget):
         for label, score in (t.tags if t is not None else []):
             item = QTreeWidgetItem([label, f"{score:.2f}"])
             item.setTextAlignment(1, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            item.setIcon(0, _swatch(label))
+            item.setIcon(0, swatch(color_for(label)))
             self.tags.addTopLevelItem(item)
         self.tags.resizeColumnToContents(1)
         self._fill_filter()
@@ -471,7 +465,7 @@ class TagsPanel(QWidget):
                 counts[e.label] = counts.get(e.label, 0) + 1
             rank = {label: i for i, (label, _) in enumerate(t.tags)}
             for label in sorted(counts, key=lambda lb: (rank.get(lb, len(rank)), lb)):
-                item = QListWidgetItem(_swatch(label), f"{label} ({counts[label]})")
+                item = QListWidgetItem(swatch(color_for(label)), f"{label} ({counts[label]})")
                 item.setData(Qt.ItemDataRole.UserRole, label)
                 item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
                 item.setCheckState(Qt.CheckState.Unchecked if label in self.hidden else Qt.CheckState.Checked)
@@ -533,34 +527,12 @@ class TagsPanel(QWidget):
 
     def reveal(self) -> None:
         """Bring this panel to the front (its tab or dock)."""
-        w = self.parentWidget()
-        while w is not None:
-            if isinstance(w, QTabWidget):
-                w.setCurrentWidget(self)
-                return
-            if isinstance(w, QDockWidget):
-                w.show()
-                w.raise_()
-                return
-            w = w.parentWidget()
+        reveal(self)
 
     @Slot(object)
     def play_event(self, event) -> None:
         """Play the selected file from the event's start (a seek when it is already the player's file)."""
-        path, p = self._current(), self.ctx.player
-        if path is None:
-            return
-        if not p.available:
-            if self.file_view is not None:
-                self.file_view.seekRequested.emit(event.start)  # the playhead moves; Space plays from there
-            self.ctx.status(f"Cannot play: {p.unavailable_reason}")
-            return
-        if p.source_label == path:
-            p.seek(event.start)
-            p.play()
-        else:
-            p.play_file(path, start=event.start)
-        self.ctx.status(f"{event.label}: playing from {event.start:.2f} s")
+        play_from(self.ctx, self.file_view, self._current(), event.start, event.label)
 
     # -- export ------------------------------------------------------------------------------
     def export(self, fmt: str):
