@@ -45,13 +45,14 @@ import subprocess
 import sys
 import tempfile
 import time
-import types
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
 
 import numpy as np  # noqa: E402
+from sepformer_ref import sb_folder, speechbrain_modules  # noqa: E402
 
 RATE = 8000
 WSJ02MIX = """# the speechbrain/sepformer-wsj02mix configuration (random weights here)
@@ -100,19 +101,6 @@ modules:
 """
 
 
-def speechbrain_modules():
-    sys.modules.setdefault("torchaudio", types.ModuleType("torchaudio"))
-    import logging
-    import warnings
-
-    logging.disable(logging.WARNING)
-    warnings.filterwarnings("ignore")
-    from hyperpyyaml import load_hyperpyyaml
-    from speechbrain.inference.separation import SepformerSeparation
-
-    return load_hyperpyyaml, SepformerSeparation
-
-
 def rss_mb() -> float:
     with open("/proc/self/status") as f:
         for line in f:
@@ -149,7 +137,7 @@ def worker(args: argparse.Namespace) -> None:
     x = np.load(args.input)
     t_load = time.perf_counter()
     if args.worker == "speechbrain":
-        load_hyperpyyaml, SepformerSeparation = speechbrain_modules()
+        load_hyperpyyaml, SepformerSeparation = speechbrain_modules(quiet=True)
         hp = load_hyperpyyaml((folder / "hyperparams.yaml").read_text())
         for name in ("encoder", "masknet", "decoder"):
             hp["modules"][name].load_state_dict(torch.load(folder / f"{name}.ckpt", weights_only=True))
@@ -211,16 +199,9 @@ def main() -> None:
 
     import torch
 
-    load_hyperpyyaml, SepformerSeparation = speechbrain_modules()
     tmp = Path(tempfile.mkdtemp(prefix="bench_separation_"))
     folder = tmp / "sepformer-random"
-    folder.mkdir()
-    torch.manual_seed(0)
-    hp = load_hyperpyyaml(WSJ02MIX)
-    (folder / "hyperparams.yaml").write_text(WSJ02MIX)
-    for name in ("encoder", "masknet", "decoder"):
-        torch.save(hp["modules"][name].state_dict(), folder / f"{name}.ckpt")
-    del hp
+    sb_folder(speechbrain_modules(quiet=True), folder, WSJ02MIX, seed=0)
     print(f"SepFormer, wsj02mix size, random weights; load average {os.getloadavg()[0]:.1f}", flush=True)
     rows = []
     for seconds in args.seconds:

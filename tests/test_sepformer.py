@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import sys
 import tracemalloc
-import types
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +26,7 @@ from engine.errors import (Cancelled, CheckpointError, InvalidAudio, ModelNotAva
 from engine.jobs import JobState
 from engine.models import sepformer
 from engine.speakers import separate as sep
+from sepformer_ref import sb_folder, sb_separate, speechbrain_modules
 
 PS = Path("/usr/share/pocketsphinx/test/data")
 VOICE_A = [PS / "librivox" / f"sense_and_sensibility_01_austen_64kb-{k}.wav" for k in ("0890", "0920", "0930")]
@@ -71,12 +71,10 @@ def si_snr(ref: np.ndarray, est: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def speechbrain():
-    sys.modules.setdefault("torchaudio", types.ModuleType("torchaudio"))
-    pytest.importorskip("speechbrain", reason="the parity tests need SpeechBrain (scripts/setup.sh test)")
-    from hyperpyyaml import load_hyperpyyaml
-    from speechbrain.inference.separation import SepformerSeparation
-
-    return load_hyperpyyaml, SepformerSeparation
+    try:
+        return speechbrain_modules()
+    except ImportError:
+        pytest.skip("the parity tests need SpeechBrain (scripts/setup.sh test)")
 
 
 def sb_yaml(rate=8000, N=64, C=32, kernel=16, stride=8, K=20, blocks=2, layers=(1, 1), heads=4,
@@ -140,24 +138,6 @@ pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
         masknet: !ref <MaskNet>
         decoder: !ref <Decoder>
 """
-
-
-def sb_folder(speechbrain, folder: Path, yaml_text: str, seed: int = 0):
-    """Build SpeechBrain's SepFormer from ``yaml_text`` (random weights) and save it as a hub folder."""
-    load_hyperpyyaml, SepformerSeparation = speechbrain
-    torch.manual_seed(seed)
-    hp = load_hyperpyyaml(yaml_text)
-    ref = SepformerSeparation(modules=hp["modules"], hparams=hp)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "hyperparams.yaml").write_text(yaml_text)
-    for name in ("encoder", "masknet", "decoder"):  # what SpeechBrain's checkpointer saves: the state dict
-        torch.save(hp["modules"][name].state_dict(), folder / f"{name}.ckpt")
-    return ref
-
-
-def sb_separate(ref, x: np.ndarray) -> np.ndarray:
-    with torch.inference_mode():
-        return ref.separate_batch(torch.from_numpy(np.ascontiguousarray(x, np.float32))[None])[0].T.numpy()
 
 
 CONFIGS = {
