@@ -73,6 +73,17 @@ def open_window(qtbot, tmp_path, monkeypatch=None, audio=NO_AUDIO, settings=None
     return w
 
 
+def select_file(window, qtbot, path) -> None:
+    """Add ``path`` to the file list and wait until it is selected and its whole overview is drawn."""
+    from pathlib import Path
+
+    window.file_list.add_paths([path])
+    qtbot.waitUntil(lambda: window.ctx.current_path == Path(path), timeout=10000)
+    fv = window.file_view
+    qtbot.waitUntil(lambda: fv.overview is not None and fv.overview.complete and fv.overview.path == Path(path),
+                    timeout=20000)
+
+
 def drop(widget, paths) -> None:
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 
 import voices  # noqa: E402
 from engine.audio import io as eaudio  # noqa: E402
-from qtwindow import open_window  # noqa: E402
+from qtwindow import open_window, select_file  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -58,17 +58,9 @@ def _panel(window):
     return panel
 
 
-def _select(window, qtbot, path) -> None:
-    window.file_list.add_paths([path])
-    qtbot.waitUntil(lambda: window.ctx.current_path == Path(path), timeout=10000)
-    fv = window.file_view
-    qtbot.waitUntil(lambda: fv.overview is not None and fv.overview.complete and fv.overview.path == Path(path),
-                    timeout=20000)
-
-
 def find_speakers(window, qtbot, path, count=2):
     panel = _panel(window)
-    _select(window, qtbot, path)
+    select_file(window, qtbot, path)
     qtbot.waitUntil(lambda: panel.installed is not None, timeout=20000)
     panel.count.setCurrentIndex(panel.count.findData(count))
     assert panel.find_button.isEnabled()
@@ -195,7 +187,7 @@ def test_renaming_a_speaker_shows_the_name_in_the_lane_and_list(window, qtbot, t
     # another file: its own (empty) lane, with the action that fills it; back: Alice again
     other = tmp_path / "one voice.wav"
     eaudio.save(other, voices.clip(voices.TEST["B"][0]), voices.RATE)
-    _select(window, qtbot, other)
+    select_file(window, qtbot, other)
     assert lane.turns == [] and panel.speaker_rows() == []
     assert not lane.button.isHidden() and "Find speakers" in lane.button.text()
     window.file_list.add_paths([path])
@@ -211,7 +203,7 @@ def test_separate_without_weights_offers_the_download(window, qtbot, talk):
     (113 MB)" and starts no job; Download is a job that fails offline, and the panel says so."""
     path, _ = talk
     panel = _panel(window)
-    _select(window, qtbot, path)
+    select_file(window, qtbot, path)
     qtbot.waitUntil(lambda: panel.installed is not None, timeout=20000)
     assert panel.encoder_ready() and panel.encoder_note.isHidden()  # GE2E: the offline pack
     jobs = len(window.ctx.jobs.jobs)
@@ -238,7 +230,7 @@ def test_missing_encoder_is_reported(qtbot, tmp_path, monkeypatch, talk):
     window = open_window(qtbot, tmp_path, monkeypatch)
     try:
         panel = _panel(window)
-        _select(window, qtbot, talk[0])
+        select_file(window, qtbot, talk[0])
         qtbot.waitUntil(lambda: panel.installed is not None, timeout=20000)
         assert not panel.encoder_note.isHidden() and "resemblyzer" in panel.encoder_note.text()
         assert not panel.find_button.isEnabled()
@@ -265,7 +257,7 @@ def test_separated_tracks_play_in_the_stem_player_and_export(window, qtbot, talk
     (solo / mute / volume) and the ticked ones export to <folder>/<track>/speakerK.wav."""
     path, _ = talk
     panel = _panel(window)
-    _select(window, qtbot, path)
+    select_file(window, qtbot, path)
     qtbot.waitUntil(lambda: panel.installed is not None, timeout=20000)
     panel.reveal()  # the panel's tab in front
     panel.separator_model = FakeSepFormer()

@@ -25,7 +25,7 @@ from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QApplication, QFileDialog  # noqa: E402
 
 from engine.audio import io as eaudio  # noqa: E402
-from qtwindow import open_window  # noqa: E402
+from qtwindow import open_window, select_file  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MN04 = ROOT.parent / "shared" / "models" / "efficientat-mn04-as"
@@ -90,18 +90,10 @@ def _panel(window):
     return panel
 
 
-def _select(window, qtbot, path) -> None:
-    window.file_list.add_paths([path])
-    qtbot.waitUntil(lambda: window.ctx.current_path == Path(path), timeout=10000)
-    fv = window.file_view
-    qtbot.waitUntil(lambda: fv.overview is not None and fv.overview.complete and fv.overview.path == Path(path),
-                    timeout=20000)
-
-
 def tag_scene(window, qtbot, path):
     """Select ``path``, click Tag, wait for the result; returns (panel, Tagging)."""
     panel = _panel(window)
-    _select(window, qtbot, path)
+    select_file(window, qtbot, path)
     qtbot.waitUntil(lambda: panel.installed is not None, timeout=20000)
     assert panel.usable() and panel.tag_button.isEnabled()
     panel.tag_button.click()
@@ -315,7 +307,7 @@ def test_results_are_kept_per_file(window, qtbot, scene, tmp_path):
     speech_only = tmp_path / "speech only.wav"
     x, sr = eaudio.load(SPEECH, mono=True)
     eaudio.save(speech_only, x, sr)
-    _select(window, qtbot, speech_only)
+    select_file(window, qtbot, speech_only)
     lane = panel.lane
     assert lane.tagging is None and lane.rows == [] and panel.top_tags() == []
     assert not lane.button.isHidden() and lane.button.isEnabled() and "Tag sounds" in lane.button.text()
@@ -339,7 +331,7 @@ def test_not_installed_offers_the_import(bare_window, qtbot, tmp_path, monkeypat
 
     window = bare_window
     panel = _panel(window)
-    _select(window, qtbot, scene)
+    select_file(window, qtbot, scene)
     qtbot.waitUntil(lambda: panel.installed is not None, timeout=20000)
     assert panel.model.currentData() == "efficientat-mn04-as" and "download" in panel.model.currentText()
     assert not panel.missing.isHidden() and "not installed" in panel.missing_label.text()

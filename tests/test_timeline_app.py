@@ -20,7 +20,7 @@ from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 import voices as V  # noqa: E402
-from qtwindow import import_panels, open_window  # noqa: E402
+from qtwindow import import_panels, open_window, select_file  # noqa: E402
 from test_timeline import MN04, _no_models, build  # noqa: E402
 
 import_panels()  # before any test stubs the model entry points the panels import
@@ -44,14 +44,6 @@ def _window(qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("SONOSCOPE_MODELS", str(tmp_path / "models"))  # open_window points it at tmp_path/models too
     w.resize(1600, 1000)
     return w
-
-
-def _select(w, qtbot, path):
-    w.file_list.add_paths([path])
-    qtbot.waitUntil(lambda: w.ctx.current_path == Path(path), timeout=10000)
-    fv = w.file_view
-    qtbot.waitUntil(lambda: fv.overview is not None and fv.overview.complete and fv.overview.path == Path(path),
-                    timeout=20000)
 
 
 def _panel(w):
@@ -86,7 +78,7 @@ def test_analyse_edit_search_reopen_in_the_app(qtbot, tmp_path, monkeypatch):
     assert sl is w.panels["SpeakersPanel"].lane and gl is w.panels["TagsPanel"].lane
     assert all(lane in fv.lanes for lane in (tl, sl, gl, panel.track_lane))
     assert fv.split.indexOf(tl) == 2  # the words right under the spectrogram
-    _select(w, qtbot, path)
+    select_file(w, qtbot, path)
     qtbot.waitUntil(lambda: str(path) not in panel.loading, timeout=10000)
     # nothing yet: the lane offers the action that fills it, and the button runs it
     assert tl.button.isVisible() and tl.button.text().startswith("Analyse")
@@ -204,7 +196,7 @@ def test_analyse_edit_search_reopen_in_the_app(qtbot, tmp_path, monkeypatch):
     _no_models(monkeypatch)
     w2 = _window(qtbot, tmp_path / "second", monkeypatch)
     p2 = _panel(w2)
-    _select(w2, qtbot, path)
+    select_file(w2, qtbot, path)
     qtbot.waitUntil(lambda: p2.analysis() is not None, timeout=20000)
     QApplication.processEvents()
     assert p2.analysis().reused and "clubs," in [x.text for x in p2.transcript_lane.words]
@@ -226,7 +218,7 @@ def test_a_changed_file_says_so_in_the_lane(qtbot, tmp_path, monkeypatch):
     sf.write(path, np.full(16000, 0.01, np.float32), 16000)
     w = _window(qtbot, tmp_path, monkeypatch)
     panel = _panel(w)
-    _select(w, qtbot, path)
+    select_file(w, qtbot, path)
     qtbot.waitUntil(lambda: str(path) not in panel.loading, timeout=10000)
     assert panel.analysis() is None
     assert "has changed since it was analysed" in panel.info.text()

@@ -16,7 +16,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 import voices  # noqa: E402
-from test_speakers_panel import ARTIFACTS, _select, find_speakers, talk, window  # noqa: E402,F401  (fixtures)
+from qtwindow import select_file  # noqa: E402
+from test_speakers_panel import ARTIFACTS, find_speakers, talk, window  # noqa: E402,F401  (fixtures)
 
 pytestmark = pytest.mark.skipif(not voices.available(), reason="pocketsphinx-testdata (the real voices) is missing")
 
@@ -87,7 +88,7 @@ def test_lines_carry_the_names_given_in_the_speakers_panel(window, qtbot, talk, 
 
 def test_finding_speakers_from_the_transcribe_panel_fills_the_speaker_lane(window, qtbot, talk):
     path, ref = talk
-    _select(window, qtbot, path)
+    select_file(window, qtbot, path)
     panel = window.panels["TranscribePanel"]
     _transcribe(window, qtbot, panel, path, "auto")
     book = window.ctx.speakers
