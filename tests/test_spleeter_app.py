@@ -136,3 +136,21 @@ def test_stems_cancel_leaves_no_files(window, qtbot, tmp_path):
     leftovers = [p for p in (tmp_path / "session").rglob("*") if p.is_file()] if (tmp_path / "session").exists() else []
     assert leftovers == []
     panel.shutdown()
+
+
+def test_stem_player_tracks_are_shown_when_set_stems_returns(window, qtbot, tmp_path):
+    """No queued show event in between: a caller (or a test) asking right away sees every track row."""
+    from app.widgets.stem_player import StemPlayer
+
+    player = StemPlayer(window.ctx)
+    qtbot.addWidget(player)
+    player.show()
+    qtbot.waitExposed(player)
+    paths = {}
+    for k, name in enumerate(("vocals", "accompaniment")):
+        paths[name] = tmp_path / f"{name}.wav"
+        sf.write(str(paths[name]), np.full((800, 2), 0.1 * (k + 1), np.float32), 8000, subtype="FLOAT")
+    player.set_stems(paths, "song")
+    assert [t.name for t in player.tracks] == ["vocals", "accompaniment"]
+    assert all(t.isVisible() for t in player.tracks) and player.empty.isHidden()
+    player.clear()

@@ -229,6 +229,7 @@ class StemPlayer(QWidget):
             track = _Track(name, frames / self.sr, self)
             track.changed.connect(self._gains_changed)
             self.grid.addWidget(track, row, 0)
+            track.show()  # now, not on a queued event: the player is whole when set_stems returns
             self.tracks.append(track)
         self._show_empty(False)
         self.buffer = np.zeros((frames, first.shape[1]), np.float32)  # pages arrive as they are mixed
