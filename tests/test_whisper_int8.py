@@ -155,10 +155,10 @@ def tiny_folder(tmp_path, monkeypatch):
 
 
 def _kinds(m):
-    from torch.ao.nn.quantized.dynamic import Linear as QLinear
+    from engine.models.int8 import Int8Linear
 
-    return (isinstance(m.encoder.blocks[0].fc1, QLinear), isinstance(m.decoder.blocks[0].fc1, QLinear),
-            isinstance(m.decoder.proj, QLinear))
+    return (isinstance(m.encoder.blocks[0].fc1, Int8Linear), isinstance(m.decoder.blocks[0].fc1, Int8Linear),
+            isinstance(m.decoder.proj, Int8Linear))
 
 
 @pytest.mark.parametrize("split,kinds", [("all", (True, True, True)), ("fp32-logits", (True, True, False)),

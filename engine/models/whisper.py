@@ -23,7 +23,6 @@ import math
 import os
 import re
 import struct
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -33,6 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import CheckpointError
+from . import int8
 
 
 @dataclass
@@ -292,22 +292,20 @@ class Whisper(nn.Module):
         """Full (teacher-forced) pass: mel (B, n_mels, 3000), tokens (B, T) -> logits (B, T, V)."""
         return self.decoder(tokens, self.decoder.cross_kv(self.encoder(mel)))
 
-    def quantize_int8(self, split: str | None = None) -> "Whisper":
-        """Dynamic int8 Linear layers (CPU; per-row weight scales); ``split``: :data:`INT8_SPLITS`."""
-        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
+    def quantize_int8(self, split: str | None = None, empty: bool = False) -> "Whisper":
+        """Int8 Linear layers (CPU; per-row weight and input scales, ``models.int8``); ``split``:
+        :data:`INT8_SPLITS`. ``empty``: int8 shells whose buffers are assigned afterwards."""
         split = split or INT8_DEFAULT
         if split not in INT8_SPLITS:
             raise ValueError(f"unknown int8 split {split!r} (known: {', '.join(INT8_SPLITS)})")
         if split in ("all", "fp32-encoder"):  # the vocabulary projection as an int8 (untied) copy
             proj = nn.Linear(self.cfg.n_text_state, self.cfg.n_vocab, bias=False)
             proj.weight = self.decoder.token_embedding.weight
-            self.decoder.proj = proj
-        parts = {"fp32-encoder": [self.decoder], "fp32-decoder": [self.encoder]}.get(split, [self.encoder, self.decoder])
-        with warnings.catch_warnings():  # torch marks its quantized tensors deprecated; they still work
-            warnings.simplefilter("ignore")
-            for part in parts:  # one scale per output row, as CTranslate2 does: per-tensor scales cost accuracy
-                quantize_dynamic(part, {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True)
+            self.decoder.proj = int8.quantize(proj, empty)
+        parts = {"fp32-encoder": [self.decoder.blocks], "fp32-decoder": [self.encoder]}.get(
+            split, [self.encoder, self.decoder.blocks])
+        for part in parts:
+            int8.quantize(part, empty)
         self.int8 = split
         return self
 
@@ -352,8 +350,7 @@ NATIVE_CONFIG = "sonoscope_whisper.json"
 def prepared_meta(model: Whisper) -> dict[str, str]:
     """What :func:`build_prepared` needs to rebuild the module from a prepared file."""
     split = getattr(model, "int8", False)
-    return {"config": json.dumps(model.cfg.to_dict()), "int8": split if isinstance(split, str) else "0",
-            "proj": "1" if model.decoder.proj is not None else "0"}
+    return {"config": json.dumps(model.cfg.to_dict()), "int8": split if isinstance(split, str) else "0"}
 
 
 def build_prepared(meta: dict[str, str]) -> Whisper:
@@ -362,10 +359,8 @@ def build_prepared(meta: dict[str, str]) -> Whisper:
     d["alignment_heads"] = [tuple(x) for x in d.get("alignment_heads", [])]
     cfg = WhisperConfig(**{k: v for k, v in d.items() if k in WhisperConfig.__dataclass_fields__})
     model = Whisper(cfg)
-    if meta.get("proj") == "1":
-        model.decoder.proj = nn.Linear(cfg.n_text_state, cfg.n_vocab, bias=False)  # replaced by its int8 copy
     if meta.get("int8", "0") != "0":
-        model.int8 = meta["int8"]
+        model.quantize_int8(meta["int8"], empty=True)
     return model
 
 

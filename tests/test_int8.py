@@ -1,0 +1,66 @@
+"""engine.models.int8: int8 Linear layers with per-row weight scales and per-row (per-token) input
+scales, as CTranslate2 runs them; checked against float32 nn.Linear."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from engine.models.int8 import Int8Linear, quantize, quantize_rows
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).norm() / b.norm())
+
+
+@pytest.mark.parametrize("shape", [(1, 384), (3, 7, 384), (1500, 384)])
+def test_matches_float_linear(shape):
+    torch.manual_seed(0)
+    lin = nn.Linear(384, 640)
+    x = torch.randn(*shape)
+    q = Int8Linear.from_float(lin)
+    with torch.inference_mode():
+        y, ref = q(x), lin(x)
+    assert y.shape == ref.shape == (*shape[:-1], 640) and y.dtype == torch.float32
+    assert _rel(y, ref) < 0.01
+
+
+def test_a_loud_row_does_not_coarsen_the_others():
+    """One position 1000x louder than the rest (an encoder outlier): the quiet rows keep their
+    accuracy, where one scale for the whole input (torch's dynamic quantisation) loses them."""
+    torch.manual_seed(1)
+    lin = nn.Linear(256, 256)
+    x = torch.randn(64, 256)
+    x[5] *= 1000.0
+    with torch.inference_mode():
+        y, ref = Int8Linear.from_float(lin)(x), lin(x)
+        quiet = torch.arange(64) != 5
+        assert _rel(y[quiet], ref[quiet]) < 0.01
+        assert _rel(y[5], ref[5]) < 0.01
+        s = x.abs().max() / 127  # what one scale for the whole input would give the quiet rows
+        coarse = lin(torch.round(x / s) * s)
+        assert _rel(coarse[quiet], ref[quiet]) > 0.1  # the property above is not a given
+
+
+def test_rows_are_quantised_symmetrically_to_their_own_range():
+    w = torch.tensor([[1.0, -0.5, 0.25], [100.0, 50.0, -100.0]])
+    q, s = quantize_rows(w)
+    assert q.dtype == torch.int8 and q.abs().max(dim=1).values.tolist() == [127, 127]
+    assert torch.allclose(s, torch.tensor([1 / 127, 100 / 127]))
+    assert (q.float() * s[:, None] - w).abs().le(s[:, None] / 2 + 1e-6).all()
+
+
+def test_quantize_replaces_every_linear_and_keeps_the_rest():
+    torch.manual_seed(2)
+    net = nn.Sequential(nn.Linear(16, 32), nn.GELU(), nn.Sequential(nn.LayerNorm(32), nn.Linear(32, 8, bias=False)))
+    x = torch.randn(4, 16)
+    with torch.inference_mode():
+        ref = net(x)
+        quantize(net)
+        y = net(x)
+    assert isinstance(net[0], Int8Linear) and isinstance(net[2][1], Int8Linear) and net[2][1].bias is None
+    assert isinstance(net[2][0], nn.LayerNorm) and _rel(y, ref) < 0.02
+    shells = quantize(nn.Sequential(nn.Linear(16, 32)), empty=True)
+    assert isinstance(shells[0], Int8Linear) and shells[0].weight.shape == (32, 16)
+    assert sorted(shells.state_dict()) == ["0.bias", "0.scale", "0.weight"]
