@@ -133,6 +133,46 @@ def silent(audio: np.ndarray) -> bool:
     return p.size == 0 or float(p.max()) < TAIL_SPEECH
 
 
+GAP_SPEECH = 0.5  # seconds of speech in one stretch that no word covers: missed
+GAP_GUARD = 1.0  # speech that starts this close to a window's start is left (the window was decoded from there)
+GAP_BRIDGE = 0.3  # pauses shorter than this do not split a stretch of speech
+WORD_REACH = 1.2  # a word covers at most this long before its end (alignment stretches first words over pauses)
+MAX_MISSES = 3  # windows in a row cut at missed speech; then a window is taken as decoded (a model that hears nothing)
+WORD_PAD = 0.2  # seconds either side of a word that count as covered (alignment jitter)
+
+
+def first_missed_speech(samples: np.ndarray, time_offset: float, words: list, upto: float) -> float | None:
+    """File time (s) where the first stretch of speech starts that Silero VAD hears in the window's
+    ``samples`` (starting at ``time_offset``) before ``upto`` but that none of ``words`` covers; None
+    when every stretch is covered (or there is no VAD)."""
+    vad = _tail_vad()
+    if vad is None or not len(samples):
+        return None
+    with _vad_lock:
+        p = vad.probabilities(samples)
+    hop = vad.frame / SAMPLE_RATE
+    t = time_offset + (np.arange(len(p)) + 0.5) * hop
+    speech = p >= 0.5
+    covered = np.zeros(len(p), bool)
+    for w in words:
+        covered |= (t >= max(w.start, w.end - WORD_REACH) - WORD_PAD) & (t <= w.end + WORD_PAD)
+    missed = speech & ~covered & (t < upto)
+    # stretches of speech, pauses shorter than GAP_BRIDGE inside one phrase bridged
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], speech.astype(np.int8), [0]])))
+    stretches: list[list[int]] = []
+    for a, b in zip(edges[::2], edges[1::2]):
+        if stretches and (a - stretches[-1][1]) * hop < GAP_BRIDGE:
+            stretches[-1][1] = b
+        else:
+            stretches.append([a, b])
+    for a, b in stretches:
+        if t[a] - hop / 2 < time_offset + GAP_GUARD:  # decoded from here already: not again
+            continue
+        if missed[a:b].sum() * hop >= GAP_SPEECH:
+            return float(t[a + int(np.argmax(missed[a:b]))] - hop / 2)
+    return None
+
+
 @dataclass
 class TranscribeOptions:
     language: str | None = None
@@ -167,6 +207,10 @@ class TranscribeOptions:
     # trained). The encoder's cost is in its 1500 positions whatever the speech; a live window of 4 s
     # encoded as 4 + ``short_context`` seconds is several times cheaper (whisper.cpp's audio_ctx).
     short_context: float | None = None
+    # Speech that Silero VAD hears in a decoded window but that no word covers (Whisper skipped it:
+    # most often a phrase said twice written once) is decoded again: the next window starts there
+    # (see :func:`first_missed_speech`; words are aligned for the check even when not asked for).
+    fill_gaps: bool = True
     # Audio shorter than 30 s decoded once (live): text after the last complete segment ends at the end
     # of the audio rather than being decoded again from its start (and no word moves the next seek).
     single_window: bool = False
@@ -288,6 +332,7 @@ def transcribe(state: JobState | None, model: Whisper, tokenizer: Tokenizer,
     seek = 0
     all_tokens: list[int] = []
     prompt_reset_since = 0
+    misses = 0  # windows in a row that were cut at missed speech
     if opts.initial_prompt:
         all_tokens.extend(tokenizer.encode(" " + opts.initial_prompt.strip()))
     segments: list[Segment] = []
@@ -346,19 +391,52 @@ def transcribe(state: JobState | None, model: Whisper, tokenizer: Tokenizer,
                 last_end = next((w.end for s in reversed(current) for w in reversed(s.words or [])), None)
                 if last_end is not None and last_end > time_offset:
                     new_seek = max(seek + 1, round(last_end * SAMPLE_RATE / HOP_LENGTH))
+        missed = False
+        if opts.fill_gaps and current and not once and misses < MAX_MISSES:
+            current, new_seek, missed = _decode_missed_speech_again(model, tokenizer, current, audio_features, samples,
+                                                                    opts, language, seek, segment_size, new_seek)
+        misses = misses + 1 if missed else 0
         seek = max(new_seek, seek + 1)  # always move forward
         tidy_segments(current, segments[-1].end if segments else 0.0, time_offset + segment_duration)
         for s in current:
             segments.append(s)
             all_tokens.extend(t for t in s.tokens)
             state.add_partial(s)
-        if not opts.condition_on_previous_text or result.temperature > opts.prompt_reset_on_temperature:
-            prompt_reset_since = len(all_tokens)
+        if not opts.condition_on_previous_text or result.temperature > opts.prompt_reset_on_temperature or missed:
+            prompt_reset_since = len(all_tokens)  # missed speech is decoded without the text that skipped it
         _progress(state, seek, reader)
     duration = (reader.length or 0) / SAMPLE_RATE
     state.update(progress=1.0, status="done")
     return Transcript(segments, language or "en", duration, language_probs,
                       source=str(audio) if not isinstance(audio, np.ndarray) else "")
+
+
+def _decode_missed_speech_again(model: Whisper, tokenizer: Tokenizer, current: list[Segment],
+                                audio_features: torch.Tensor, samples: np.ndarray, opts: TranscribeOptions,
+                                language: str, seek: int, segment_size: int,
+                                new_seek: int) -> tuple[list[Segment], int, bool]:
+    """A window's segments cut before the first speech no word covers, the seek that decodes it again,
+    and whether any was missed; unchanged when all its speech is covered."""
+    if not opts.word_timestamps:  # aligned for the check only
+        add_word_timestamps(model, tokenizer, current, audio_features, segment_size, language)
+    time_offset = seek * HOP_LENGTH / SAMPLE_RATE
+    words = [w for s in current for w in s.words or []]
+    gap = first_missed_speech(samples, time_offset, words, new_seek * HOP_LENGTH / SAMPLE_RATE)
+    if gap is not None:
+        kept = []
+        for s in current:
+            if (s.words[0].start if s.words else s.start) >= gap:
+                break
+            s.words = [w for w in s.words or [] if w.start < gap]
+            s.end = min(s.end, gap)
+            kept.append(s)
+        current = kept
+        new_seek = max(seek + 1, round((gap - WORD_PAD) * SAMPLE_RATE / HOP_LENGTH))
+        log.debug("speech at %.2f s was not transcribed: decoding again from there", gap)
+    if not opts.word_timestamps:
+        for s in current:
+            s.words = None
+    return current, new_seek, gap is not None
 
 
 def _progress(state: JobState, seek: int, reader: AudioReader) -> None:
