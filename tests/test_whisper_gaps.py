@@ -59,6 +59,14 @@ def test_speech_left_for_the_next_window_or_at_the_window_start_is_not_missed():
     assert T.first_missed_speech(audio, 0.0, _words(second), len(audio) / RATE) is None
 
 
+def test_a_phrase_whose_words_end_early_is_not_missed():
+    """The alignment often ends a phrase's last word a little early: the end of a covered stretch is
+    not a skipped phrase (decoding it again would write its last word twice)."""
+    audio, first, second = _said_twice()
+    words = _words(first) + _words((second[0], second[1] - 0.8))
+    assert T.first_missed_speech(audio, 0.0, words, len(audio) / RATE) is None
+
+
 def test_a_word_stretched_over_a_pause_covers_only_its_end():
     """Alignment often stretches a segment's first word back over the pause before it; such a word
     must not hide a phrase said in that pause."""

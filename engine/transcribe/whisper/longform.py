@@ -143,8 +143,8 @@ WORD_PAD = 0.2  # seconds either side of a word that count as covered (alignment
 
 def first_missed_speech(samples: np.ndarray, time_offset: float, words: list, upto: float) -> float | None:
     """File time (s) where the first stretch of speech starts that Silero VAD hears in the window's
-    ``samples`` (starting at ``time_offset``) before ``upto`` but that none of ``words`` covers; None
-    when every stretch is covered (or there is no VAD)."""
+    ``samples`` (starting at ``time_offset``) before ``upto`` but that ``words`` leave mostly
+    uncovered (at least half of it, and GAP_SPEECH seconds); None when there is none (or no VAD)."""
     vad = _tail_vad()
     if vad is None or not len(samples):
         return None
@@ -168,7 +168,8 @@ def first_missed_speech(samples: np.ndarray, time_offset: float, words: list, up
     for a, b in stretches:
         if t[a] - hop / 2 < time_offset + GAP_GUARD:  # decoded from here already: not again
             continue
-        if missed[a:b].sum() * hop >= GAP_SPEECH:
+        n = int(missed[a:b].sum())  # a phrase skipped, not the end of one the alignment cut short
+        if n * hop >= GAP_SPEECH and n >= 0.5 * (b - a):
             return float(t[a + int(np.argmax(missed[a:b]))] - hop / 2)
     return None
 
