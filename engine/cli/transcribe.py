@@ -83,7 +83,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="the separation model for --overlapped (default: the catalog's SepFormer)")
     p.add_argument("--fp32", action="store_true", help="float32 weights instead of int8 (ctc engine; Whisper is float32)")
     p.add_argument("--int8", action="store_true",
-                   help="int8 Whisper weights on CPU (faster, less accurate: off by default)")
+                   help="int8 Whisper weights on CPU (faster; a point or two less accurate: off by default)")
     p.add_argument("--print", action="store_true", help="also print the segments")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch")
     p.set_defaults(func=cmd_transcribe)
