@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -60,10 +61,16 @@ def test_transcribe_panel_live_segments_play_and_export(window, qtbot, tmp_path,
     live = []
     orig = panel._partial
     panel._partial = lambda job, path: (live.append((path, panel.segments.topLevelItemCount())), orig(job, path))
+    clicked = time.monotonic()
     jobs = panel.run()
     assert len(jobs) == 2  # queued, one per file
     qtbot.waitUntil(lambda: all(j.finished is not None for j in jobs), timeout=60000)
     qtbot.waitUntil(lambda: all(str(f) in panel.transcripts for f in files), timeout=5000)
+    waited = time.monotonic() - clicked
+    # the time from the click to each file's first segment on screen, reported in the info line
+    first = panel.first_shown
+    assert set(first) == {str(f) for f in files} and 0 < first[str(files[0])] < first[str(files[1])] < waited
+    assert f"first text after {first[str(files[1])]:.1f} s" in panel.info.text()
     assert all(j.status.value == "done" for j in jobs), [j.error for j in jobs]
     # segments arrived while decoding, then the table holds exactly the final segments of both files
     assert live and live[0][0] == str(files[0])

@@ -10,10 +10,15 @@ found, ``ctx.speakers``) and labels every line with its speaker, shown by the na
 Speakers panel; "Two talking at once" separates the voices first and transcribes each
 (``engine.speakers.overlap``). The transcript itself is kept unlabelled: the labels and names are put
 on when it is shown or exported, so a rename or a new speaker count shows at once.
+
+The panel reports how long the first text of each file took to reach the screen after Transcribe was
+clicked (model download and load, queueing and decoding included: what the user waited), and the
+whole run, in its info line (``first_shown``, seconds per path).
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Slot
@@ -55,6 +60,7 @@ class TranscribePanel(QWidget):
         self.setAccessibleName("Transcribe")
         self.transcripts: dict[str, object] = {}  # path -> Transcript of the last finished run
         self.jobs: list = []
+        self.first_shown: dict[str, float] = {}  # path -> seconds from the click to its first segment on screen
 
         self.model = QComboBox(self)
         self.model.setAccessibleName("Transcription model")
@@ -214,8 +220,10 @@ class TranscribePanel(QWidget):
         if mode != "off":
             options["word_timestamps"] = True  # lines are split where the speaker changes
         jobs = []
+        clicked = time.monotonic()
         for path in paths:
             self._clear_rows(path)
+            self.first_shown.pop(path, None)
             self.labelled.pop(path, None)
             run = transcribe_overlapped if mode == "overlap" else transcribe_file
             job = self.ctx.submit(f"Transcribe {Path(path).name}", run, path, model=model,
@@ -224,7 +232,7 @@ class TranscribePanel(QWidget):
             job.mode = mode
             if mode not in ("off", "overlap"):
                 self._find_speakers(path, None if mode == "auto" else int(mode))
-            job.seen = 0
+            job.seen, job.clicked = 0, clicked
             self.ctx.jobs.on_partial(job, lambda j, p=path: self._partial(j, p))
             self.ctx.jobs.when_done(job, lambda j, p=path: self._done(j, p))
             jobs.append(job)
@@ -295,6 +303,9 @@ class TranscribePanel(QWidget):
         parts = job.state.partials
         for seg in parts[job.seen:]:
             self._add_row(path, seg)
+        if parts and not job.seen:
+            self.first_shown[path] = time.monotonic() - job.clicked
+            self.info.setText(f"{Path(path).name}: first text after {self.first_shown[path]:.1f} s…")
         job.seen = len(parts)
 
     def _done(self, job, path: str) -> None:
@@ -305,8 +316,11 @@ class TranscribePanel(QWidget):
             self.labelled[path] = getattr(job, "mode", "off")
             self._show(path)  # the final list (partials could have been coalesced)
             n = len(self.view(path).segments)
+            first = self.first_shown.get(path)
+            when = (f"first text after {first:.1f} s, " if first is not None else "") + \
+                f"done after {time.monotonic() - job.clicked:.1f} s"
             self.info.setText(f"{Path(path).name}: {n} segment{'' if n == 1 else 's'}, "
-                              f"language {job.result.language}")
+                              f"language {job.result.language} ({when})")
             self._selection([str(p) for p in self.ctx.selection])
         elif job.status is JobStatus.FAILED:
             self.ctx.error(f"Transcription of {Path(path).name} failed: {job.error}")
