@@ -52,9 +52,12 @@ def test_written_once_reused_and_identical(folder, monkeypatch, int8):
     assert again is not first and torch.equal(outputs(again), outputs(fresh))
     assert sorted(cache.glob("whisper-*.safetensors")) == files and files[0].stat().st_mtime_ns == stamp
     if int8:
+        from torch.ao.nn.quantized.dynamic import Linear as QLinear
+
         from engine.models.int8 import Int8Linear
 
-        assert isinstance(again.decoder.proj, Int8Linear) and isinstance(again.encoder.blocks[0].fc1, Int8Linear)
+        assert isinstance(again.decoder.proj, Int8Linear) and isinstance(again.decoder.blocks[0].fc1, Int8Linear)
+        assert isinstance(again.encoder.blocks[0].fc1, QLinear)
 
 
 def test_a_changed_source_is_prepared_again(folder, monkeypatch):

@@ -169,9 +169,11 @@ def tiny_folder(tmp_path, monkeypatch):
 
 
 def _kinds(m):
+    from torch.ao.nn.quantized.dynamic import Linear as QLinear
+
     from engine.models.int8 import Int8Linear
 
-    return (isinstance(m.encoder.blocks[0].fc1, Int8Linear), isinstance(m.decoder.blocks[0].fc1, Int8Linear),
+    return (isinstance(m.encoder.blocks[0].fc1, QLinear), isinstance(m.decoder.blocks[0].fc1, Int8Linear),
             isinstance(m.decoder.proj, Int8Linear))
 
 

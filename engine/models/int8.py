@@ -44,10 +44,9 @@ class Int8Linear(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         shape = x.shape
-        x2 = x.reshape(-1, shape[-1]).float()  # (M, K)
-        s = x2.abs().amax(dim=1, keepdim=True).clamp_min_(1e-12).div_(127.0)  # (M, 1)
-        xq = (x2 / s).round_().to(torch.int8)
-        acc = torch._int_mm(xq, self.weight.t())  # (M, N) int32
+        x2 = x.reshape(-1, shape[-1])  # (M, K) float32
+        s = x2.abs().amax(dim=1, keepdim=True).div_(127.0).clamp_min_(1e-12)  # (M, 1): one scale per row
+        acc = torch._int_mm(x2.div(s).round_().to(torch.int8), self.weight.t())  # (M, N) int32
         y = acc.float().mul_(s).mul_(self.scale)  # (M, N) float32
         if self.bias is not None:
             y.add_(self.bias)

@@ -2,9 +2,11 @@
 
 Converting a checkpoint (a CTranslate2 file, an openai ``.pt``) and quantising its Linear layers
 to int8 takes seconds on every start. The first load writes the ready module to
-``<model cache>/.prepared/<family>-<precision>-<key>.safetensors``: plain tensors (int8 layers as
-their int8 weights and per-row scales, ``models.int8``), the config in the metadata. Later loads
-build the module without initialising it and assign the stored tensors. Modules are built with
+``<model cache>/.prepared/<family>-<precision>-<key>.safetensors``: plain tensors, the config in
+the metadata. ``models.int8`` layers are plain int8 buffers with their scales; torch's
+dynamic-quantized Linear layers are stored as their int8 weights with per-row scales and zero
+points and re-packed from them on load (bit-identical weights). Later loads build the module
+without initialising it and assign the stored tensors. Modules are built with
 :func:`skip_init` (uninitialised storage, then assigned): the ``meta`` device would be the
 textbook way, but its first use imports torch's compiler stack (4 s here).
 
@@ -20,13 +22,14 @@ import json
 import logging
 import os
 import threading
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 from torch import nn
 
-FORMAT = 2  # 2: int8 layers are models.int8 buffers (1: torch's dynamic-quantized Linear)
+FORMAT = 2  # 2: models.int8 layers beside torch's dynamic-quantized ones
 log = logging.getLogger(__name__)
 _INITS = ("uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "eye_", "dirac_",
           "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_", "sparse_")
@@ -61,17 +64,38 @@ def source_key(folder: Path, *extra: Any) -> str:
     return h.hexdigest()[:32]
 
 
+def _quantized_linear(weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Module:
+    from torch.ao.nn.quantized.dynamic import Linear as QLinear
+
+    q = QLinear(1, 1, dtype=torch.qint8)  # a small shell: the real weight is packed once, below
+    q.in_features, q.out_features = weight.shape[1], weight.shape[0]
+    q.set_weight_bias(weight, bias)
+    return q
+
+
 def save(model: nn.Module, path: str | os.PathLike, meta: dict[str, str]) -> Path:
-    """Write ``model`` (float, or with ``models.int8`` layers: plain int8 buffers) as a prepared file, atomically."""
+    """Write ``model`` (float, with ``models.int8`` layers or torch's dynamic int8 Linear layers) as a
+    prepared file, atomically."""
     from safetensors.torch import save_file
+    from torch.ao.nn.quantized.dynamic import Linear as QLinear
 
     from ..fileio import atomic_path
 
     tensors: dict[str, torch.Tensor] = {}
+    quantized = [name for name, m in model.named_modules() if isinstance(m, QLinear)]
+    for name in quantized:
+        m = model.get_submodule(name)
+        w = m.weight()
+        tensors[f"{name}.int8"] = w.int_repr().contiguous()
+        tensors[f"{name}.scales"] = w.q_per_channel_scales().contiguous()
+        tensors[f"{name}.zero_points"] = w.q_per_channel_zero_points().contiguous()
+        if m.bias() is not None:
+            tensors[f"{name}.bias"] = m.bias().detach().contiguous()
+    skip = tuple(f"{n}." for n in quantized)
     seen: dict[int, str] = {}
     shared: dict[str, str] = {}
     for k, v in model.state_dict().items():
-        if not isinstance(v, torch.Tensor):
+        if k.startswith(skip) or not isinstance(v, torch.Tensor):
             continue
         if v.data_ptr() in seen:  # tied weights are stored once
             shared[k] = seen[v.data_ptr()]
@@ -80,7 +104,8 @@ def save(model: nn.Module, path: str | os.PathLike, meta: dict[str, str]) -> Pat
         tensors[k] = v.detach().contiguous()
     path = Path(path)
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={**meta, "format": str(FORMAT), "shared": json.dumps(shared)})
+        save_file(tensors, str(tmp), metadata={**meta, "format": str(FORMAT), "quantized": json.dumps(quantized),
+                                               "shared": json.dumps(shared)})
     return path
 
 
@@ -96,11 +121,21 @@ def load(path: str | os.PathLike, build: Callable[[dict[str, str]], nn.Module], 
         tensors = {k: f.get_tensor(k) for k in f.keys()}
     with skip_init():
         model = build(meta)
+    quantized = json.loads(meta.get("quantized", "[]"))
+    layers = {name: (tensors.pop(f"{name}.int8"), tensors.pop(f"{name}.scales"), tensors.pop(f"{name}.zero_points"),
+                     tensors.pop(f"{name}.bias", None)) for name in quantized}
     for k, src in json.loads(meta.get("shared", "{}")).items():
         tensors[k] = tensors[src]
     missing, unexpected = model.load_state_dict(tensors, strict=False, assign=True)
+    skip = tuple(f"{n}." for n in quantized)  # still the float placeholders: replaced just below
+    missing = [k for k in missing if not k.startswith(skip)]
     if missing or unexpected:
         raise ValueError(f"prepared file does not fit (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    with warnings.catch_warnings():  # torch marks its quantized tensors deprecated; they still work
+        warnings.simplefilter("ignore")
+        for name, (w8, scales, zero_points, bias) in layers.items():
+            w = torch._make_per_channel_quantized_tensor(w8, scales, zero_points, 0)
+            model.set_submodule(name, _quantized_linear(w, bias))
     return model.to(device).eval()
 
 
