@@ -286,7 +286,7 @@ def whole_files(tmp: Path) -> list[tuple[str, Path, str]]:
 
 def whole_process(args, folder: Path) -> None:
     """Wall time of whole processes (start-up, model load, decoding, export): ``main.py transcribe``
-    (the float32 default, and --int8) vs faster-whisper int8 (benchmarks/fw_transcribe.py) on the same
+    (the int8 default, and --fp32) vs faster-whisper int8 (benchmarks/fw_transcribe.py) on the same
     CTranslate2 weights, greedy and beam 5; fallback windows (distinct windows with a segment decoded
     above temperature 0) and WER from each run's JSON."""
     import json
@@ -306,7 +306,7 @@ def whole_process(args, folder: Path) -> None:
                     str(out / f"{file.stem}.json"), "--beam-size", str(beam), "--threads", str(args.threads)]
         return [sys.executable, str(ROOT / "main.py"), "transcribe", str(file), "--model", args.model,
                 "--language", "en", "--beam-size", str(beam), "--threads", str(args.threads),
-                "--format", "json", "--out", str(out)] + (["--int8"] if "int8" in engine else [])
+                "--format", "json", "--out", str(out)] + (["--fp32"] if "fp32" in engine else [])
 
     engines = [e for e in ("sonoscope fp32", "sonoscope int8", "faster-whisper int8")
                if not args.only or any(w in e for w in args.only)]

@@ -19,6 +19,7 @@ from app import settings as S  # noqa: E402
 from qtwindow import open_window  # noqa: E402
 
 SITE = Path(np.__file__).resolve().parent.parent
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 
 
 def tiny_random_whisper(folder: Path) -> Path:
@@ -71,6 +72,12 @@ def test_transcribe_panel_live_segments_play_and_export(window, qtbot, tmp_path,
     first = panel.first_shown
     assert set(first) == {str(f) for f in files} and 0 < first[str(files[0])] < first[str(files[1])] < waited
     assert f"first text after {first[str(files[1])]:.1f} s" in panel.info.text()
+    from app.panel_tools import reveal
+
+    reveal(panel)
+    qtbot.wait(50)
+    ARTIFACTS.mkdir(exist_ok=True)
+    window.grab().save(str(ARTIFACTS / "transcribe_panel_first_text.png"))
     assert all(j.status.value == "done" for j in jobs), [j.error for j in jobs]
     # segments arrived while decoding, then the table holds exactly the final segments of both files
     assert live and live[0][0] == str(files[0])

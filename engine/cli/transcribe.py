@@ -81,9 +81,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "transcribe each voice, merge by time (S1, S2...)")
     p.add_argument("--separator", default=None, metavar="ID|FOLDER",
                    help="the separation model for --overlapped (default: the catalog's SepFormer)")
-    p.add_argument("--fp32", action="store_true", help="float32 weights instead of int8 (ctc engine; Whisper is float32)")
-    p.add_argument("--int8", action="store_true",
-                   help="int8 Whisper weights on CPU (faster; a point or two less accurate: off by default)")
+    p.add_argument("--fp32", action="store_true", help="float32 weights instead of int8 on CPU")
+    p.add_argument("--int8", action="store_true", help="int8 weights on CPU (the default there; never on a GPU)")
     p.add_argument("--print", action="store_true", help="also print the segments")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch")
     p.set_defaults(func=cmd_transcribe)

@@ -151,15 +151,15 @@ def load(name: str | os.PathLike, state=None, device: str = "cpu", int8: bool | 
          family: str | None = None):
     """The model for a catalog id or a local folder, on ``device``; cached.
 
-    ``int8`` (default: on for wav2vec2 and the other Linear models on the CPU; off for Whisper, whose
-    int8 does not keep its accuracy on every held-out file; never on a GPU) quantises the Linear layers. ``state`` receives download progress and the "loading model" status.
+    ``int8`` (default: on for the Linear models on the CPU, Whisper included; never on a GPU) quantises
+    the Linear layers. ``state`` receives download progress and the "loading model" status.
     """
     folder, family = resolve(name, state, family)
     device = str(device)
     convolutional = family in ("spleeter", "efficientat", "hifigan")  # dynamic int8 quantises Linear layers only
-    # Whisper stays float32 unless int8 is asked for: int8 is 1.7 points worse on the held-out long files
-    # of unseen real speech (benchmarks/bench_whisper_int8.py, tests/test_whisper_int8.py)
-    int8 = (device == "cpu" and not convolutional and family != "whisper") if int8 is None \
+    # Whisper too: its int8 keeps float32's accuracy on long files of unseen real speech
+    # (benchmarks/bench_whisper_int8.py, tests/test_whisper_int8.py)
+    int8 = (device == "cpu" and not convolutional) if int8 is None \
         else (bool(int8) and device == "cpu")
     key = (str(folder.resolve()), family, device, int8)
     with _lock:

@@ -319,7 +319,7 @@ class Whisper(nn.Module):
 
 
 # Parts int8 covers ("fp32-logits": a float32 vocabulary projection). Measured in bench_whisper_int8.py:
-# Whisper is float32 on the CPU unless int8 is asked for (engine.models.load); then "all", the cheapest.
+# "all", the cheapest, keeps float32's accuracy; engine.models.load uses it on the CPU by default.
 INT8_SPLITS = ("all", "fp32-logits", "fp32-encoder", "fp32-decoder")
 INT8_DEFAULT = "all"
 

@@ -42,7 +42,7 @@ def load(name: str | os.PathLike = DEFAULT_MODEL, state: JobState | None = None,
          device: str = "cpu") -> tuple[Whisper, Tokenizer]:
     """(model, tokenizer) for a catalog id, a short name ('base') or a local folder; cached.
 
-    ``int8`` (default off: float32) applies dynamic int8 quantization (``models.whisper.INT8_DEFAULT``
+    ``int8`` (default: on the CPU) quantises the Linear layers (``models.whisper.INT8_DEFAULT``
     split) on the CPU.
     """
     folder = resolve_folder(name, state)
