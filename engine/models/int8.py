@@ -6,6 +6,10 @@ PyTorch's dynamic quantisation (``quantize_dynamic``) quantises the input with o
 whole matrix, in 7 bits on x86 (``reduce_range``): one loud position of a 1500-position encoder
 activation coarsens every other, and Whisper's long-form decoding lost whole phrases to it
 (benchmarks/bench_whisper_int8.py). Per-row input scales keep each token's own range.
+
+Whisper uses these in its decoder (whose cross-attention keys come from all 1500 encoder positions)
+and keeps torch's dynamic quantisation in the encoder: there it was as accurate, and its one fused op
+is faster on the single thread of live transcription.
 """
 
 from __future__ import annotations

@@ -294,10 +294,8 @@ class Whisper(nn.Module):
         return self.decoder(tokens, self.decoder.cross_kv(self.encoder(mel)))
 
     def quantize_int8(self, split: str | None = None, empty: bool = False) -> "Whisper":
-        """Int8 Linear layers on the CPU; ``split``: :data:`INT8_SPLITS`. The decoder's as ``models.int8``
-        (per-row input scales: its cross-attention keys come from all 1500 encoder positions, and one
-        scale for them cost whole phrases), the encoder's as torch's dynamic quantisation (one fused op,
-        faster on one thread). ``empty``: shells for a prepared file, filled afterwards."""
+        """Int8 Linear layers on the CPU (``split``: :data:`INT8_SPLITS`): the decoder's per-row (``models.int8``,
+        which says why), the encoder's torch-dynamic. ``empty``: shells for a prepared file, filled afterwards."""
         from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
         split = split or INT8_DEFAULT
