@@ -285,7 +285,7 @@ def test_a_silent_final_window_is_not_decoded(tmp_path, tk, librivox, monkeypatc
 def test_without_a_vad_the_tail_is_decoded_as_openai_whisper_does(monkeypatch):
     import engine.transcribe.whisper.longform as T
 
-    monkeypatch.setattr(T, "_tail_vad", lambda: None)  # no onnxruntime or no Silero model
+    monkeypatch.setattr(T, "_window_vad", lambda: None)  # no onnxruntime or no Silero model
     assert not T.silent(np.zeros(16000, np.float32))
 
 

@@ -114,22 +114,30 @@ _vad_lock = threading.Lock()
 
 
 @functools.lru_cache(maxsize=1)
-def _tail_vad():
-    """The Silero VAD for the silent-tail check, or None where it cannot be loaded (check skipped)."""
+def _window_vad():
+    """The Silero VAD for the silent-tail and missed-speech checks, or None where it cannot be loaded
+    (both checks skipped)."""
     try:
         return SileroVAD()
-    except Exception as e:  # no onnxruntime or no model: decode the tail as openai-whisper does
-        log.info("silent-tail check off: %s", e)
+    except Exception as e:  # no onnxruntime or no model: decode as openai-whisper does
+        log.info("silent-tail and missed-speech checks off: %s", e)
         return None
+
+
+def _speech_probabilities(audio: np.ndarray) -> np.ndarray | None:
+    """Silero speech probability per 32 ms frame of ``audio`` (16 kHz), or None without a VAD."""
+    vad = _window_vad()
+    if vad is None:
+        return None
+    with _vad_lock:
+        return vad.probabilities(audio)
 
 
 def silent(audio: np.ndarray) -> bool:
     """True when Silero VAD hears no speech in any 32 ms frame of ``audio`` (16 kHz)."""
-    vad = _tail_vad()
-    if vad is None:
+    p = _speech_probabilities(audio)
+    if p is None:
         return False
-    with _vad_lock:
-        p = vad.probabilities(audio)
     return p.size == 0 or float(p.max()) < TAIL_SPEECH
 
 
@@ -145,12 +153,10 @@ def first_missed_speech(samples: np.ndarray, time_offset: float, words: list, up
     """File time (s) where the first stretch of speech starts that Silero VAD hears in the window's
     ``samples`` (starting at ``time_offset``) before ``upto`` but that ``words`` leave mostly
     uncovered (at least half of it, and GAP_SPEECH seconds); None when there is none (or no VAD)."""
-    vad = _tail_vad()
-    if vad is None or not len(samples):
+    p = _speech_probabilities(samples) if len(samples) else None
+    if p is None:
         return None
-    with _vad_lock:
-        p = vad.probabilities(samples)
-    hop = vad.frame / SAMPLE_RATE
+    hop = SileroVAD.frame / SAMPLE_RATE
     t = time_offset + (np.arange(len(p)) + 0.5) * hop
     speech = p >= 0.5
     covered = np.zeros(len(p), bool)
