@@ -1,5 +1,6 @@
 """engine.models.int8: int8 Linear layers with per-row weight scales and per-row (per-token) input
-scales, as CTranslate2 runs them; checked against float32 nn.Linear."""
+scales, as CTranslate2 runs them; checked against float32 nn.Linear on both kernels (``_int_mm``
+and fbgemm) to the same bound."""
 
 from __future__ import annotations
 
@@ -7,7 +8,18 @@ import pytest
 import torch
 from torch import nn
 
+from engine.models import int8
 from engine.models.int8 import Int8Linear, quantize, quantize_rows
+
+TOLERANCE = 0.01  # relative error, both kernels
+
+
+@pytest.fixture(params=int8.KERNELS)
+def kernel(request, monkeypatch):
+    if request.param == "fbgemm" and not int8._fbgemm_works():
+        pytest.skip("no fbgemm on this CPU")
+    monkeypatch.setattr(int8, "kernel", lambda: request.param)
+    return request.param
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -15,7 +27,7 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 @pytest.mark.parametrize("shape", [(1, 384), (3, 7, 384), (1500, 384)])
-def test_matches_float_linear(shape):
+def test_matches_float_linear(shape, kernel):
     torch.manual_seed(0)
     lin = nn.Linear(384, 640)
     x = torch.randn(*shape)
@@ -23,10 +35,10 @@ def test_matches_float_linear(shape):
     with torch.inference_mode():
         y, ref = q(x), lin(x)
     assert y.shape == ref.shape == (*shape[:-1], 640) and y.dtype == torch.float32
-    assert _rel(y, ref) < 0.01
+    assert _rel(y, ref) < TOLERANCE
 
 
-def test_a_loud_row_does_not_coarsen_the_others():
+def test_a_loud_row_does_not_coarsen_the_others(kernel):
     """One position 1000x louder than the rest (an encoder outlier): the quiet rows keep their
     accuracy, where one scale for the whole input (torch's dynamic quantisation) loses them."""
     torch.manual_seed(1)
@@ -36,8 +48,8 @@ def test_a_loud_row_does_not_coarsen_the_others():
     with torch.inference_mode():
         y, ref = Int8Linear.from_float(lin)(x), lin(x)
         quiet = torch.arange(64) != 5
-        assert _rel(y[quiet], ref[quiet]) < 0.01
-        assert _rel(y[5], ref[5]) < 0.01
+        assert _rel(y[quiet], ref[quiet]) < TOLERANCE
+        assert _rel(y[5], ref[5]) < TOLERANCE
         s = x.abs().max() / 127  # what one scale for the whole input would give the quiet rows
         coarse = lin(torch.round(x / s) * s)
         assert _rel(coarse[quiet], ref[quiet]) > 0.1  # the property above is not a given
@@ -51,7 +63,7 @@ def test_rows_are_quantised_symmetrically_to_their_own_range():
     assert (q.float() * s[:, None] - w).abs().le(s[:, None] / 2 + 1e-6).all()
 
 
-def test_quantize_replaces_every_linear_and_keeps_the_rest():
+def test_quantize_replaces_every_linear_and_keeps_the_rest(kernel):
     torch.manual_seed(2)
     net = nn.Sequential(nn.Linear(16, 32), nn.GELU(), nn.Sequential(nn.LayerNorm(32), nn.Linear(32, 8, bias=False)))
     x = torch.randn(4, 16)
@@ -64,3 +76,35 @@ def test_quantize_replaces_every_linear_and_keeps_the_rest():
     shells = quantize(nn.Sequential(nn.Linear(16, 32)), empty=True)
     assert isinstance(shells[0], Int8Linear) and shells[0].weight.shape == (32, 16)
     assert sorted(shells.state_dict()) == ["0.bias", "0.scale", "0.weight"]
+
+
+def test_the_fbgemm_pack_follows_the_weight(monkeypatch):
+    """The packed weight is made once and made again when the buffers are replaced (a prepared file
+    assigns them after the shells are built)."""
+    if not int8._fbgemm_works():
+        pytest.skip("no fbgemm on this CPU")
+    monkeypatch.setattr(int8, "kernel", lambda: "fbgemm")
+    torch.manual_seed(3)
+    a, b, x = nn.Linear(32, 16), nn.Linear(32, 16), torch.randn(2, 32)
+    q = Int8Linear.from_float(a)
+    with torch.inference_mode():
+        first = q(x)
+        pack = q._packed[2]
+        assert q(x).equal(first) and q._packed[2] is pack
+        q.weight, q.scale = quantize_rows(b.weight.detach())
+        q.bias = b.bias.detach().clone()
+        assert _rel(q(x), b(x)) < TOLERANCE and q._packed[2] is not pack
+
+
+def test_the_kernel_can_be_forced(monkeypatch):
+    int8.kernel.cache_clear()
+    try:
+        monkeypatch.setenv(int8.KERNEL_ENV, "int_mm")
+        assert int8.kernel() == "int_mm"
+        int8.kernel.cache_clear()
+        monkeypatch.setenv(int8.KERNEL_ENV, "avx9000")
+        with pytest.raises(ValueError, match="int_mm, fbgemm"):
+            int8.kernel()
+    finally:
+        int8.kernel.cache_clear()
+        monkeypatch.delenv(int8.KERNEL_ENV)

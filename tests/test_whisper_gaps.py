@@ -115,3 +115,32 @@ def test_a_window_is_cut_at_the_missed_speech_and_decoded_again_without_the_prom
     # the next window starts WORD_PAD before the second saying; the stub puts its phrase 0.2 s in
     assert r.segments[0].end <= r.segments[1].start == pytest.approx(second[0] - T.WORD_PAD + 0.2, abs=0.1)
     assert all(s.words is None for s in r.segments)  # aligned for the check only
+
+
+class _Tok:
+    def encode(self, text):
+        return [len(w) for w in text.split()]
+
+
+def test_a_cut_segment_keeps_only_the_text_of_its_kept_words():
+    """A window's text can come out of order ("4 Queen of clubs. He might even..." over audio that
+    says them the other way round): the alignment then stretches one word over seconds of speech.
+    Cut at the missed speech, a segment keeps the words that end before it, its text and tokens
+    become theirs, and a word reaching past the gap goes (it is decoded again with the missed
+    speech: kept, it was written twice, and the words after it were kept in the text but not in the
+    words)."""
+    gap = 10.0
+    whole = Segment(0.0, 4.0, " one two", words=[Word(" one", 0.0, 1.0), Word(" two", 1.0, 4.0)], tokens=[7, 8])
+    cut = Segment(5.0, 12.0, " three four five", tokens=[1, 2, 3],
+                  words=[Word(" three", 5.0, 6.0), Word(" four", 6.0, 14.0), Word(" five", 14.0, 14.5)])
+    after = Segment(12.0, 13.0, " six", words=[Word(" six", 12.0, 13.0)], tokens=[9])
+    kept = T._cut_before(_Tok(), [whole, cut, after], gap)
+    assert [s.text for s in kept] == [" one two", " three"]
+    assert kept[0].tokens == [7, 8] and kept[1].tokens == [5] and kept[1].end == 6.0
+    assert [w.text for s in kept for w in s.words] == ["one", "two", "three"]
+    # a segment whose only word is stretched past the gap goes whole; unaligned segments by their times
+    stretched = Segment(5.0, 12.0, " four", words=[Word(" four", 5.0, 14.0)], tokens=[4])
+    assert [s.text for s in T._cut_before(_Tok(), [whole, stretched], gap)] == [" one two"]
+    plain = [Segment(0.0, 4.0, " a"), Segment(8.0, 11.0, " b"), Segment(10.5, 12.0, " c")]
+    kept = T._cut_before(_Tok(), plain, gap)
+    assert [(s.text, s.end) for s in kept] == [(" a", 4.0), (" b", 10.0)]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 
 import functools
+import itertools
 import logging
 import os
 import threading
@@ -430,20 +431,39 @@ def _decode_missed_speech_again(model: Whisper, tokenizer: Tokenizer, current: l
     words = [w for s in current for w in s.words or []]
     gap = first_missed_speech(samples, time_offset, words, new_seek * HOP_LENGTH / SAMPLE_RATE)
     if gap is not None:
-        kept = []
-        for s in current:
-            if (s.words[0].start if s.words else s.start) >= gap:
-                break
-            s.words = [w for w in s.words or [] if w.start < gap]
-            s.end = min(s.end, gap)
-            kept.append(s)
-        current = kept
+        current = _cut_before(tokenizer, current, gap)
         new_seek = max(seek + 1, round((gap - WORD_PAD) * SAMPLE_RATE / HOP_LENGTH))
         log.debug("speech at %.2f s was not transcribed: decoding again from there", gap)
     if not opts.word_timestamps:
         for s in current:
             s.words = None
     return current, new_seek, gap is not None
+
+
+def _cut_before(tokenizer: Tokenizer, segments: list[Segment], gap: float) -> list[Segment]:
+    """The segments' words that end before ``gap`` (file time, s), each segment's text and tokens cut
+    to its kept words; segments left without words dropped. A word that reaches past the gap (one
+    word stretched over seconds of speech when the text came out of order) is decoded again with
+    the missed speech rather than kept beside it: kept, it would be written twice."""
+    kept = []
+    for s in segments:
+        if not s.words:  # no alignment: cut by the segment's own times
+            if s.start >= gap:
+                break
+            s.end = min(s.end, gap)
+            kept.append(s)
+            continue
+        words = list(itertools.takewhile(lambda w: w.start < gap and w.end <= gap + WORD_PAD, s.words))
+        if len(words) == len(s.words):
+            s.end = min(s.end, gap)
+            kept.append(s)
+            continue
+        if words:
+            s.words, s.text = words, "".join(w.word for w in words)
+            s.tokens, s.end = tokenizer.encode(s.text), words[-1].end
+            kept.append(s)
+        break
+    return kept
 
 
 def _progress(state: JobState, seek: int, reader: AudioReader) -> None:
