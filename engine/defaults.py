@@ -31,9 +31,11 @@ LIVE_MODELS = {"whisper": "whisper-tiny.en", "ctc": CTC_MODEL}
 # 1 s / 2 s / 0.5 s gave 1.18 s / 1.66 s. Its cost: 69% of frames decoded as with the whole file in view
 # against 81% (random weights: a proxy). --chunk / --left / --right trade it back.
 LIVE_CTC_CHUNK, LIVE_CTC_LEFT, LIVE_CTC_RIGHT = 0.3, 1.2, 0.15
-# Whisper live decodes on one torch thread of its own (the count is per thread): with two, a decode waits
-# for the slower one, and beside other work (drawing, playback, a job) a short window decoded 2-3x slower.
-LIVE_WHISPER_THREADS = 1
+# Whisper live decodes on torch threads of its own (the count is per thread). Two: on an otherwise idle
+# 2-core machine (AVX-512 VNNI) a tiny.en int8 decode takes 0.31-0.38 s instead of 0.56 s, and in real time
+# (benchmarks/bench_live.py) committed p95 went 7.7 -> 4.5 s and shown p95 4.1 -> 1.7 s. Beside other work
+# (drawing, a job on the same cores) a decode on two threads waits for the slower one: `live --threads 1`.
+LIVE_WHISPER_THREADS = 2
 # Live Whisper (LocalAgreement-2, engine/transcribe/whisper/streaming.py). WER of a deterministic replay
 # (offline tiny.en int8; LibriVox 5 utterances / three 60 s files of short phrases said twice):
 #   step 1.0, min window 4, agree with the previous decode:        7.0 / 4.3 / 2.9 / 7.3 %
@@ -48,6 +50,11 @@ LIVE_WHISPER_THREADS = 1
 #   back to back, on audio cut at other places, with more words committed from shorter windows)
 # The window is re-decoded every LIVE_WHISPER_STEP seconds (or as soon as the last decode ends, if later).
 LIVE_WHISPER_STEP = 0.7
+# A pause this long ends an utterance: it is decoded once more and committed whole. Two threads, real time,
+# 60 s of phrases said twice: 0.6 s: committed p95 4.5 s, WER 9.4%; 0.4 s: 3.4 s, 4.3% (offline 5.8%).
+# Deterministic replay of three 60 s files (tune clips): 4.3 / 5.8 / 12.7% at 0.6 s, 5.8 / 5.8 / 5.5% at 0.4 s.
+# (LIVE_WHISPER_MIN_WINDOW 2 as well: p95 2.95 s in real time, but 4.3 / 5.8 / 11.8% replayed.)
+LIVE_WHISPER_MIN_SILENCE = 0.4
 # No word is committed by agreement before the window holds this much audio (Whisper changes the first
 # words of a shorter one); they show as tentative meanwhile.
 LIVE_WHISPER_MIN_WINDOW = 3.0

@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--step", type=float, default=D.LIVE_WHISPER_STEP, help="whisper: seconds between re-transcriptions")
     p.add_argument("--fp32", action="store_true", help="float32 weights instead of int8")
     p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for PyTorch (whisper decodes on 1 by default: steadier beside other work)")
+                   help="CPU threads for PyTorch (whisper decodes on 2 by default; 1 is steadier beside other work)")
     p.set_defaults(func=cmd_live)
 
 

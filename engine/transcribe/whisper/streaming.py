@@ -127,7 +127,7 @@ class WhisperStreamer(Streamer):
     """
 
     def __init__(self, transcribe_fn: TranscribeFn, vad: SileroVAD | None = None, step: float = D.LIVE_WHISPER_STEP,
-                 min_silence: float = 0.6, threshold: float = 0.5, max_window: float = 20.0,
+                 min_silence: float = D.LIVE_WHISPER_MIN_SILENCE, threshold: float = 0.5, max_window: float = 20.0,
                  pre_roll: float = 0.5, post_roll: float = 0.3, prompt_chars: int = 200,
                  min_window: float = D.LIVE_WHISPER_MIN_WINDOW, agree_gap: float = D.LIVE_WHISPER_AGREE_GAP,
                  sample_rate: int = SAMPLE_RATE) -> None:
