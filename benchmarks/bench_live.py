@@ -34,13 +34,17 @@ after the word's end, median / p95):
 |---|---|---|---|---|---|
 | Whisper, 1 thread, min_silence 0.6 (old defaults) | 2.61 / 7.68 | 1.09 / 4.09 | 8.7% | 5.8% | 0.56 s |
 | Whisper, 2 threads, min_silence 0.6 | 2.34 / 4.46 | 0.79 / 1.71 | 9.4% | 5.8% | 0.31 s |
-| Whisper, 2 threads, min_silence 0.4 (defaults) | 2.09 / 3.43 | 0.82 / 1.74 | 4.3% | 5.8% | 0.38 s |
+| Whisper, 2 threads, min_silence 0.4 | 2.09 / 3.43 | 0.82 / 1.74 | 4.3% | 5.8% | 0.38 s |
+| the same, first decode a step into the speech, token cap | 2.04 / 3.36 | 0.66 / 1.60 | 4.3% | 5.8% | 0.30 s |
+| the same, agree_gap 0.6 (defaults; up to 2 threads) | 1.59 / 3.14 | 0.76 / 1.48 | 4.3% | 5.8% | 0.28 s |
+| the defaults, seed 2 | 1.67 / 3.46 | 0.85 / 1.66 | 4.3% | 1.4% | 0.31 s |
 | Whisper, 2 threads, min_silence 0.4, min_window 2 | 1.99 / 2.95 | 0.73 / 1.58 | 2.9% | 5.8% | 0.38 s |
 | Whisper, the same, step 0.5 | 1.75 / 2.61 | 0.70 / 1.78 | 8.0% | 5.8% | 0.41 s |
 | whisperlivekit LA / faster-whisper int8, 2 threads | 2.44 / 25.16 | 1.10 / 20.76 | 32.6% | 5.8% | 1.23 s |
 | CTC wav2vec2-base random int8 (defaults) | 0.52 / 0.57 | 0.23 / 0.46 | - | - | - |
 
-The late Whisper words are the first ones of an utterance: none is committed before the window holds
+Rows before "token cap": a live decode could write 224 tokens (a loop on a 0.5 s window took 1.2-1.5 s)
+and an utterance was first decoded on its first speech frame. The late Whisper words are the first ones of an utterance: none is committed before the window holds
 ``min_window`` seconds (Whisper changes the first words of shorter ones); min_window 2 was worse on
 the deterministic replay of other files (engine/defaults.py).
 """
@@ -100,7 +104,9 @@ def ours(engine: str, audio: np.ndarray, model: str | None = None, tune: dict | 
     r = live_transcribe(JobState(), s, source=ReplaySource(audio.copy(), samplerate=SR))
     lags = [u.lag for u in r["updates"] if u.lag is not None]
     times = getattr(s, "decode_times", None) or [u.compute_s for u in r["updates"] if u.compute_s]
+    choice = getattr(getattr(s, "transcribe_fn", None), "threads", None)
     return {"text": r["text"], "latency": r["latency"], "streamer": s, "load_s": load,
+            "threads": dict(sorted(choice.counts.items())) if hasattr(choice, "counts") else None,
             "lag_max": max(lags) if lags else 0.0, "decode_mean": float(np.mean(times)) if times else 0.0,
             "decodes": len(times), "lost": r["lost_seconds"]}
 
@@ -236,7 +242,8 @@ def main() -> int:
         r = ours("whisper", audio, tune=tune, **opts)
         print(_row("ours Whisper tiny.en int8", r["latency"], wer(ref, r["text"]), off,
                    f"lag max {r['lag_max']:.1f} s, {r['decodes']} decodes of {r['decode_mean']:.2f} s, "
-                   f"lost {r['lost']:.1f} s"), flush=True)
+                   f"lost {r['lost']:.1f} s" + (f", decodes per thread count {r['threads']}" if r["threads"] else "")),
+              flush=True)
     if "peer" in only:
         try:
             peer = _Peer(resolve_folder("whisper-tiny.en"), args.threads)

@@ -34,7 +34,8 @@ LIVE_CTC_CHUNK, LIVE_CTC_LEFT, LIVE_CTC_RIGHT = 0.3, 1.2, 0.15
 # Whisper live decodes on torch threads of its own (the count is per thread). Two: on an otherwise idle
 # 2-core machine (AVX-512 VNNI) a tiny.en int8 decode takes 0.31-0.38 s instead of 0.56 s, and in real time
 # (benchmarks/bench_live.py) committed p95 went 7.7 -> 4.5 s and shown p95 4.1 -> 1.7 s. Beside other work
-# (drawing, a job on the same cores) a decode on two threads waits for the slower one: `live --threads 1`.
+# (a job on the same cores) a decode on two threads waits for the slower one (0.6-1.05 s against 0.5-0.6 s
+# on one): the count is the most, and decodes drop to one thread while they run slow (ThreadChoice).
 LIVE_WHISPER_THREADS = 2
 # Live Whisper (LocalAgreement-2, engine/transcribe/whisper/streaming.py). WER of a deterministic replay
 # (offline tiny.en int8; LibriVox 5 utterances / three 60 s files of short phrases said twice):
@@ -60,7 +61,10 @@ LIVE_WHISPER_MIN_SILENCE = 0.4
 LIVE_WHISPER_MIN_WINDOW = 3.0
 # Words are committed where the newest hypothesis agrees with the one decoded at least this many seconds
 # earlier (LocalAgreement-2 with hypotheses far enough apart to be two opinions, however short the step).
-LIVE_WHISPER_AGREE_GAP = 1.0
+# 0.6 (with a 0.7 s step: the previous decode) against 1.0, first decode a step into the speech, two
+# threads: replayed 4.3 / 5.8 / 5.5% against 5.8 / 5.8 / 12.7% (the same files as above); real time,
+# seeds 1 and 2: committed median 1.59 / 1.67 s against 2.04 / 2.10 s, p95 3.1-3.5 s either way, WER 4.3%.
+LIVE_WHISPER_AGREE_GAP = 0.6
 # Seconds of padding the encoder sees after a window shorter than 30 s (TranscribeOptions.short_context;
 # None: the whole 30 s). 0.2 s a decode instead of 0.3-0.4 s, but tiny.en hears short windows worse.
 LIVE_WHISPER_SHORT_CONTEXT: float | None = None

@@ -14,7 +14,7 @@ from engine.results import Word
 from engine.jobs import JobState
 from engine.wer import wer
 from engine.audio.vad import SileroVAD
-from engine.transcribe.whisper.streaming import WhisperStreamer, _after, whisper_transcriber
+from engine.transcribe.whisper.streaming import ThreadChoice, WhisperStreamer, _after, whisper_transcriber
 from engine.transcribe.streaming import check_monotonic, replay
 from engine.transcribe.live import live_transcribe
 from engine.transcribe.whisper.loading import load as load_whisper
@@ -81,8 +81,9 @@ def script_audio(words: list[int], gap_after: int | None = None, gap: float = 1.
 
 def test_local_agreement_commits_agreed_words_only():
     fn, calls = scripted()
-    s = WhisperStreamer(fn, vad=EnergyVAD(), step=0.25, min_silence=0.6, pre_roll=0.0, post_roll=0.0, min_window=0.5,
-                        agree_gap=0.25)  # agreement with the previous decode
+    # a step off the tones' 0.25 s period, so that some decodes end inside a tone (the guessed word)
+    s = WhisperStreamer(fn, vad=EnergyVAD(), step=0.3, min_silence=0.6, pre_roll=0.0, post_roll=0.0, min_window=0.5,
+                        agree_gap=0.3)  # agreement with the previous decode
     audio = script_audio(list(range(len(SCRIPT))), gap_after=4)
     ups = replay(s, audio, block=0.05)
     check_monotonic(ups)
@@ -288,3 +289,74 @@ def test_a_short_window_decoded_once_and_with_a_short_encoder_context(librivox):
     parts, seek, _ = longform.split_segments(tok, toks, 0.0, 0, 200, 2.0, keep_tail=True)
     assert [p["tokens"] for p in parts] == [toks[:4], toks[4:]] and seek == 200
     assert (parts[1]["start"], parts[1]["end"]) == (1.0, 2.0)
+
+
+def test_live_decodes_drop_to_one_thread_while_the_cores_are_busy(monkeypatch):
+    """ThreadChoice: decodes run on the most threads until one runs slow against the best seen on that
+    count (other work holds the cores); then ``probe`` decodes run on one thread and the most are tried
+    again. The transcriber decodes on the count it is given and reports each decode's time."""
+    tc = ThreadChoice(2, slow=1.5, probe=3)
+    ran = []
+    for seconds in (0.30, 0.32, 0.60):  # the third is 2x the best for its window length: busy
+        ran.append(tc.n)
+        tc.record(tc.n, seconds, window=3.0)
+    assert ran == [2, 2, 2] and tc.n == 1
+    for _ in range(3):
+        ran.append(tc.n)
+        tc.record(tc.n, 0.5, window=3.0)
+    assert ran[3:] == [1, 1, 1] and tc.n == 2 and tc.best == {(2, 1): 0.30, (1, 1): 0.5}
+    tc.record(2, 0.40, window=3.0)  # not slow enough to count as busy
+    tc.record(2, 0.60, window=15.0)  # a long window: more words, a slower decode, not a busy machine
+    assert tc.n == 2
+    assert ThreadChoice(1).n == 1
+
+    import torch
+
+    from engine.transcribe.whisper import streaming as S
+
+    seen, clock = [], iter([10.0, 10.3, 20.0, 20.9, 30.0, 30.3])
+    monkeypatch.setattr(S.time, "perf_counter", lambda: next(clock))
+
+    def fake_transcribe(*a, **k):
+        seen.append(torch.get_num_threads())
+        return type("T", (), dict(segments=[], language="en"))()
+
+    monkeypatch.setattr(S, "transcribe", fake_transcribe)
+    tok = type("Tok", (), dict(multilingual=False))()
+    tc = ThreadChoice(2, probe=1)
+    fn = whisper_transcriber(None, tok, threads=tc)
+    before = torch.get_num_threads()
+    for _ in range(3):
+        fn(np.zeros(1600, np.float32), "")
+    assert seen == [2, 2, 1] and tc.best == {(2, 0): pytest.approx(0.3), (1, 0): pytest.approx(0.3)}
+    assert torch.get_num_threads() == before  # restored after each decode
+
+
+def test_an_utterance_is_first_decoded_a_step_into_its_speech():
+    """After silence the first decode waits until the window holds ``step`` seconds of speech: one on
+    its first frame heard next to nothing (and a loop on it took four times a usual decode)."""
+    fn, calls = scripted()
+    s = WhisperStreamer(fn, vad=EnergyVAD(), step=0.5, min_silence=0.6, pre_roll=0.0, post_roll=0.1, min_window=0.5)
+    audio = np.concatenate([np.zeros(3 * SR, np.float32), script_audio([0, 1, 2, 3])])
+    replay(s, audio, block=0.05)
+    assert [round(n / SR, 2) for n, _ in calls][:1] >= [0.5]  # not 0.05 s: a step of speech
+    assert s.committed.split() == SCRIPT[:4]
+
+
+def test_a_live_decode_writes_at_most_a_few_tokens_per_second_of_window(monkeypatch):
+    """A decoding loop on a short window is cut at the window's token budget (SAMPLE_BASE +
+    SAMPLE_PER_SECOND a second), not at Whisper's 224."""
+    from engine.transcribe.whisper import streaming as S
+
+    seen = []
+
+    def fake_transcribe(state, model, tokenizer, audio, **k):
+        seen.append((len(audio) / SR, k["sample_len"]))
+        return type("T", (), dict(segments=[], language="en"))()
+
+    monkeypatch.setattr(S, "transcribe", fake_transcribe)
+    fn = whisper_transcriber(None, type("Tok", (), dict(multilingual=False))())
+    for seconds in (0.5, 3.0, 20.0):
+        fn(np.zeros(int(seconds * SR), np.float32), "")
+    assert seen == [(0.5, S.SAMPLE_BASE + 4), (3.0, S.SAMPLE_BASE + 24), (20.0, S.SAMPLE_BASE + 160)]
+    assert S.SAMPLE_BASE + 160 < 224  # the longest live window stays under Whisper's own cap

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any, Callable
 
@@ -24,7 +25,7 @@ from ..errors import DeviceError
 from ..results import Transcript, live_latency
 from .streaming import CTCStreamer, SessionClock, Streamer, StreamUpdate
 from .whisper.loading import load as load_whisper
-from .whisper.streaming import WhisperStreamer, whisper_transcriber
+from .whisper.streaming import ThreadChoice, WhisperStreamer, whisper_transcriber
 
 __all__ = ["DEFAULT_MODELS", "ReplaySource", "live_session", "live_transcribe", "make_streamer", "open_input"]
 
@@ -54,14 +55,15 @@ def make_streamer(engine: str, model: str | None = None, state=None, int8: bool 
     """A ready streamer for ``engine`` ("ctc" | "whisper") and a catalog id or folder (None: default).
 
     ``threads``: torch threads of the streamer's decodes (its own thread only). Whisper on the CPU
-    decodes on ``engine.defaults.LIVE_WHISPER_THREADS`` by default (benchmarks/bench_live.py)."""
+    decodes on up to ``engine.defaults.LIVE_WHISPER_THREADS`` by default, one while the cores are busy
+    (:class:`~engine.transcribe.whisper.streaming.ThreadChoice`; benchmarks/bench_live.py)."""
     if engine == "ctc":
         m = models.load(model or DEFAULT_MODELS["ctc"], state=state, int8=int8, device=device)
         return CTCStreamer(m, chunk=chunk, left=left, right=right)
     if engine == "whisper":
         m, tok = load_whisper(model or DEFAULT_MODELS["whisper"], state=state, int8=int8, device=device)
-        if threads is None and device == "cpu":
-            threads = D.LIVE_WHISPER_THREADS
+        if threads is None and device == "cpu":  # as many as help: fewer while other work holds the cores
+            threads = ThreadChoice(min(D.LIVE_WHISPER_THREADS, os.cpu_count() or 1))
         fn = whisper_transcriber(m, tok, language=language, threads=threads, short_context=short_context)
         return WhisperStreamer(fn, step=step)
     raise ValueError(f"unknown live engine {engine!r}")

@@ -219,6 +219,9 @@ class TranscribeOptions:
     # most often a phrase said twice written once) is decoded again: the next window starts there
     # (see :func:`first_missed_speech`; words are aligned for the check even when not asked for).
     fill_gaps: bool = True
+    # Most tokens decoded in one window (None: half the text context, 224, as openai-whisper). Live caps it
+    # by the window's length: on a short window a decoding loop otherwise runs to 224 tokens.
+    sample_len: int | None = None
     # Audio shorter than 30 s decoded once (live): text after the last complete segment ends at the end
     # of the audio rather than being decoded again from its start (and no word moves the next seek).
     single_window: bool = False
@@ -237,7 +240,7 @@ def decode_with_fallback(model: Whisper, tokenizer: Tokenizer, features: torch.T
                             best_of=opts.best_of if t > 0 else None, length_penalty=opts.length_penalty,
                             prompt=prompt or None, suppress_tokens=opts.suppress_tokens,
                             suppress_blank=opts.suppress_blank, without_timestamps=opts.without_timestamps,
-                            max_initial_timestamp=opts.max_initial_timestamp)
+                            max_initial_timestamp=opts.max_initial_timestamp, sample_len=opts.sample_len)
         result = decode(model, tokenizer, None, d, audio_features=audio_features, check=check)[0]
         fallback = False
         if opts.compression_ratio_threshold is not None and result.compression_ratio > opts.compression_ratio_threshold:

@@ -8,6 +8,7 @@ the longest common word prefix of the last two hypotheses is committed; Silero V
 from __future__ import annotations
 
 import difflib
+import math
 import time
 from typing import Callable
 
@@ -40,6 +41,10 @@ def _segment_words(start: float, end: float, text: str) -> list[Word]:
 
 
 LOOP_REPEATS = 4  # a run of words said this many times in a row within one window is a decoding loop
+# Most tokens a live decode may write: SAMPLE_BASE + SAMPLE_PER_SECOND per second of window (fast speech is
+# 3-4 words, about 5 tokens, a second). On a short window a decoding loop otherwise writes 224 tokens: 0.5 s
+# windows took 1.2-1.5 s to decode, four times the usual, in benchmarks/bench_live.py.
+SAMPLE_BASE, SAMPLE_PER_SECOND = 16, 8
 
 
 def clean_words(words: list[Word]) -> list[Word]:
@@ -68,23 +73,58 @@ def clean_words(words: list[Word]) -> list[Word]:
     return out
 
 
+class ThreadChoice:
+    """Torch threads for live decodes: up to ``most``, one while other work holds the cores.
+
+    On two otherwise idle cores a tiny.en decode takes 0.31 s on two threads and 0.56 s on one; beside
+    a job on the same cores it takes 0.6-1.05 s on two and 0.5-0.6 s on one (a two-thread op waits for
+    its slower half). The best time seen is kept per thread count and window length (``bucket``
+    seconds: longer windows hold more words to decode); a decode on several threads slower than
+    ``slow`` x the best for its length means the cores are busy: the next ``probe`` decodes run on one
+    thread, then several are tried again."""
+
+    def __init__(self, most: int, slow: float = 1.6, probe: int = 10, bucket: float = 2.0) -> None:
+        self.most, self.slow, self.probe, self.bucket = max(1, most), slow, probe, bucket
+        self.n, self._left = self.most, 0
+        self.best: dict[tuple[int, int], float] = {}  # (threads, window length bucket) -> seconds
+        self.counts: dict[int, int] = {}  # decodes per thread count
+
+    def record(self, n: int, seconds: float, window: float = 0.0) -> None:
+        """A decode of a ``window`` seconds long took ``seconds`` on ``n`` threads."""
+        key = (n, int(window // self.bucket))
+        self.counts[n] = self.counts.get(n, 0) + 1
+        best = self.best[key] = min(self.best.get(key, seconds), seconds)
+        if n > 1 and seconds > self.slow * best:
+            self.n, self._left = 1, self.probe
+        elif n == 1 and self.most > 1:
+            self._left -= 1
+            if self._left <= 0:
+                self.n = self.most
+
+
 def whisper_transcriber(model, tokenizer, language: str | None = None, beam_size: int | None = None,
-                        threads: int | None = None,
+                        threads: int | ThreadChoice | None = None,
                         short_context: float | None = D.LIVE_WHISPER_SHORT_CONTEXT,
                         word_timestamps: bool = D.LIVE_WHISPER_WORD_TIMES) -> TranscribeFn:
     """A :data:`TranscribeFn` on the engine's Whisper model (greedy, no temperature fallback), decoding
-    on ``threads`` torch threads (None: as they are; the count is per calling thread). The encoder
+    on ``threads`` torch threads (None: as they are; the count is per calling thread; a
+    :class:`ThreadChoice`: as it chooses, decode by decode). The encoder
     sees the window plus ``short_context`` seconds, not 30 s (None: 30 s; see ``TranscribeOptions``).
 
     Its ``language`` attribute is the session's language: the one asked for, "en" for an
     English-only model, else the language Whisper detects on the first window with speech."""
 
     def fn(audio: np.ndarray, prompt: str) -> list[Word]:
-        with cpu_threads(threads):
+        n = threads.n if isinstance(threads, ThreadChoice) else threads
+        start = time.perf_counter()
+        with cpu_threads(n):
             t = transcribe(None, model, tokenizer, np.asarray(audio, np.float32), language=fn.language,
                            beam_size=beam_size, temperature=0.0, initial_prompt=prompt or None,
                            condition_on_previous_text=False, skip_silent_tail=False,  # the streamer has its VAD
-                           short_context=short_context, word_timestamps=word_timestamps, single_window=True)
+                           short_context=short_context, word_timestamps=word_timestamps, single_window=True,
+                           sample_len=SAMPLE_BASE + math.ceil(SAMPLE_PER_SECOND * len(audio) / SAMPLE_RATE))
+        if isinstance(threads, ThreadChoice):
+            threads.record(n, time.perf_counter() - start, len(audio) / SAMPLE_RATE)
         words: list[Word] = []
         for s in t.segments:
             if s.words:
@@ -97,6 +137,7 @@ def whisper_transcriber(model, tokenizer, language: str | None = None, beam_size
         return words
 
     fn.language = language or (None if tokenizer.multilingual else "en")
+    fn.threads = threads
     return fn
 
 
@@ -208,8 +249,9 @@ class WhisperStreamer(Streamer):
         while self._vad_done + f <= self.buf.end:
             p = self.vad(self.buf.get(self._vad_done, self._vad_done + f))
             if p >= self.threshold:
-                if self._speech_start is None:
+                if self._speech_start is None:  # first decode a step into the speech, not on its first frame
                     self._speech_start = self._vad_done
+                    self._last_decode = max(self._last_decode, self._vad_done)
                 self._speech_end = self._vad_done + f
             self._vad_done += f
         if final and self._speech_start is not None:
