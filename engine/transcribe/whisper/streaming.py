@@ -79,13 +79,13 @@ class ThreadChoice:
     On two otherwise idle cores a tiny.en decode takes 0.31 s on two threads and 0.56 s on one; beside
     a job on the same cores it takes 0.6-1.05 s on two and 0.5-0.6 s on one (a two-thread op waits for
     its slower half). The best time seen is kept per thread count and window length (``bucket``
-    seconds: longer windows hold more words to decode); a decode on several threads slower than
-    ``slow`` x the best for its length means the cores are busy: the next ``probe`` decodes run on one
-    thread, then several are tried again."""
+    seconds: longer windows hold more words to decode); ``runs`` decodes in a row on several threads
+    slower than ``slow`` x the best for their length mean the cores are busy (one is a hiccup): the
+    next ``probe`` decodes run on one thread, then several are tried again."""
 
-    def __init__(self, most: int, slow: float = 1.6, probe: int = 10, bucket: float = 2.0) -> None:
-        self.most, self.slow, self.probe, self.bucket = max(1, most), slow, probe, bucket
-        self.n, self._left = self.most, 0
+    def __init__(self, most: int, slow: float = 1.6, probe: int = 10, bucket: float = 2.0, runs: int = 2) -> None:
+        self.most, self.slow, self.probe, self.bucket, self.runs = max(1, most), slow, probe, bucket, runs
+        self.n, self._left, self._slow = self.most, 0, 0
         self.best: dict[tuple[int, int], float] = {}  # (threads, window length bucket) -> seconds
         self.counts: dict[int, int] = {}  # decodes per thread count
 
@@ -94,9 +94,11 @@ class ThreadChoice:
         key = (n, int(window // self.bucket))
         self.counts[n] = self.counts.get(n, 0) + 1
         best = self.best[key] = min(self.best.get(key, seconds), seconds)
-        if n > 1 and seconds > self.slow * best:
-            self.n, self._left = 1, self.probe
-        elif n == 1 and self.most > 1:
+        if n > 1:
+            self._slow = self._slow + 1 if seconds > self.slow * best else 0
+            if self._slow >= self.runs:
+                self.n, self._left, self._slow = 1, self.probe, 0
+        elif self.most > 1:
             self._left -= 1
             if self._left <= 0:
                 self.n = self.most
