@@ -1,6 +1,6 @@
 """engine.models.int8: int8 Linear layers with per-row weight scales and per-row (per-token) input
 scales, as CTranslate2 runs them; checked against float32 nn.Linear on both kernels (``_int_mm``
-and fbgemm) to the same bound."""
+and fbgemm, its weights split so that no int16 sum overflows) to the same bound."""
 
 from __future__ import annotations
 
@@ -108,3 +108,22 @@ def test_the_kernel_can_be_forced(monkeypatch):
     finally:
         int8.kernel.cache_clear()
         monkeypatch.delenv(int8.KERNEL_ENV)
+
+
+def test_fbgemm_weights_are_split_so_that_no_int16_pair_sum_overflows(monkeypatch):
+    """On AVX2 without VNNI fbgemm adds pairs of uint8 x int8 products in int16, saturating: the weights
+    go in as hi and lo rows (w = 2 hi + lo) small enough that 255 * |hi| * 2 fits, and the split is exact."""
+    w = torch.arange(-127, 128, dtype=torch.int8).repeat(3, 1)
+    rows, scales = int8.split_rows(w, torch.tensor([0.5, 1.0, 2.0]))
+    hi, lo = rows[:3].int(), rows[3:].int()
+    assert torch.equal(2 * hi + lo, w.int()) and torch.equal(scales, torch.tensor([1.0, 2.0, 4.0, 0.5, 1.0, 2.0]))
+    assert 255 * hi.abs().max() * 2 <= 32767 and set(lo.unique().tolist()) <= {-1, 0, 1}
+    if not int8._fbgemm_works():
+        pytest.skip("no fbgemm on this CPU")
+    # the worst case for saturation: weights at full scale, inputs at the top of their range
+    monkeypatch.setattr(int8, "kernel", lambda: "fbgemm")
+    lin = nn.Linear(64, 4, bias=False)
+    with torch.no_grad():
+        lin.weight.copy_(torch.where(torch.arange(64) % 3 == 0, -1.0, 1.0).repeat(4, 1))
+    x = torch.ones(2, 64)
+    assert torch.allclose(Int8Linear.from_float(lin)(x), lin(x), rtol=0.01, atol=0.05)

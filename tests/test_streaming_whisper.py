@@ -297,6 +297,8 @@ def test_live_decodes_drop_to_one_thread_while_the_cores_are_busy(monkeypatch):
     thread and the most are tried again. The transcriber decodes on the count it is given and reports
     each decode's time."""
     tc = ThreadChoice(2, slow=1.5, probe=3)
+    assert tc.n == 1  # the first decode: a one-thread time to compare with
+    tc.record(1, 0.55, window=3.0)
     ran = []
     for seconds in (0.30, 0.32, 0.60, 0.31, 0.60, 0.65):  # 2x the best for its window length: one is a
         ran.append(tc.n)                                   # hiccup, two in a row a busy machine
@@ -308,17 +310,23 @@ def test_live_decodes_drop_to_one_thread_while_the_cores_are_busy(monkeypatch):
         ran.append(tc.n)
         tc.record(tc.n, 0.5, window=3.0)
     assert ran == [1, 1, 1] and tc.n == 2 and tc.best == {(2, 1): 0.30, (1, 1): 0.5}
+    # started beside a job: the several-thread best is a busy time, slower than one thread's
+    busy = ThreadChoice(2, probe=3)
+    busy.record(1, 0.5, window=3.0)
+    for seconds in (0.9, 0.95):
+        busy.record(busy.n, seconds, window=3.0)
+    assert busy.n == 1
     tc.runs = 1  # from here one slow decode would be enough
     tc.record(2, 0.40, window=3.0)  # not slow enough to count as busy
     tc.record(2, 0.60, window=15.0)  # a long window: more words, a slower decode, not a busy machine
     assert tc.n == 2
-    assert ThreadChoice(1).n == 1
+    assert ThreadChoice(1).n == 1 and ThreadChoice(1).record(1, 0.5) is None and ThreadChoice(1).n == 1
 
     import torch
 
     from engine.transcribe.whisper import streaming as S
 
-    seen, clock = [], iter([10.0, 10.3, 20.0, 20.9, 30.0, 30.3])  # the second decode slow: busy (runs=1)
+    seen, clock = [], iter([5.0, 5.5, 10.0, 10.3, 20.0, 20.9, 30.0, 30.3])  # the third decode slow: busy
     monkeypatch.setattr(S.time, "perf_counter", lambda: next(clock))
 
     def fake_transcribe(*a, **k):
@@ -330,9 +338,9 @@ def test_live_decodes_drop_to_one_thread_while_the_cores_are_busy(monkeypatch):
     tc = ThreadChoice(2, probe=1, runs=1)
     fn = whisper_transcriber(None, tok, threads=tc)
     before = torch.get_num_threads()
-    for _ in range(3):
+    for _ in range(4):
         fn(np.zeros(1600, np.float32), "")
-    assert seen == [2, 2, 1] and tc.best == {(2, 0): pytest.approx(0.3), (1, 0): pytest.approx(0.3)}
+    assert seen == [1, 2, 2, 1] and tc.best == {(2, 0): pytest.approx(0.3), (1, 0): pytest.approx(0.3)}
     assert torch.get_num_threads() == before  # restored after each decode
 
 

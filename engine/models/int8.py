@@ -6,10 +6,16 @@ The multiply runs on one of two kernels, chosen once per process (:func:`kernel`
 where this CPU runs it fast (VNNI / AMX), else torch's quantized Linear (fbgemm), which is fast on
 plain AVX2 where ``_int_mm`` falls back to a kernel 20-40x slower than float32. fbgemm quantises its
 input with one (asymmetric, 8-bit) range per call, so each row is first divided by its own peak and
-the output rows multiplied back: every row still gets its own range. Its 7-bit mode
-(``reduce_range``, torch's default against int16 overflow) doubles the error for no speed; on
-Whisper base's weights the 8-bit mode is within 5% of ``_int_mm``'s error on every layer and half of
-it on non-negative inputs (after GELU).
+the output rows multiplied back: every row still gets its own range.
+
+On AVX2 without VNNI, the CPUs that get fbgemm, it multiplies with ``vpmaddubsw``, which adds pairs
+of uint8 x int8 products in int16 and saturates (FBGEMM issue 125): torch's answer is 7-bit inputs
+(``reduce_range``), which doubled the input's rounding error and lost whole phrases on the long
+files of tests/test_whisper_int8.py (13.0% WER against 5.8% in float32). Here the inputs keep 8 bits
+and the weights are split instead: w = 2 * hi + lo with |hi| <= 64 and lo in {-1, 0, 1}, packed as
+one matrix of twice the rows (hi with twice the scale) whose two halves are added: 255 * 64 * 2 =
+32640 fits int16, and the product is exactly the 8-bit one (twice the weight bytes, still 4-9x
+faster than float32 at decoder sizes).
 
 PyTorch's dynamic quantisation (``quantize_dynamic``) quantises the input with one scale for the
 whole matrix, in 7 bits on x86 (``reduce_range``): one loud position of a 1500-position encoder
@@ -61,6 +67,16 @@ def _pack(weight: Tensor, scale: Tensor) -> object:
         return torch.ops.quantized.linear_prepack(q, None)
 
 
+def split_rows(weight: Tensor, scale: Tensor) -> tuple[Tensor, Tensor]:
+    """int8 (N, K) rows with scales (N,) -> (2N, K) rows [hi; lo] with scales [2 * scale; scale], where
+    weight = 2 * hi + lo, |hi| <= 64, lo in {-1, 0, 1}: no pair of uint8 x int8 products of a row
+    overflows int16 (see the module docstring)."""
+    w = weight.to(torch.int16)
+    hi = w.sign() * torch.div(w.abs() + 1, 2, rounding_mode="floor")  # w / 2 rounded away from 0: |hi| <= 64
+    lo = w - 2 * hi
+    return torch.cat([hi, lo]).to(torch.int8), torch.cat([2 * scale, scale])
+
+
 def _fbgemm_works() -> bool:
     try:
         w, s = quantize_rows(torch.randn(8, 16))
@@ -80,7 +96,7 @@ def kernel() -> str:
             raise ValueError(f"{KERNEL_ENV}={forced!r}: expected one of {', '.join(KERNELS)}")
         return forced
     x, w = torch.randn(8, 512), torch.randn(512, 512)
-    xq, wq = torch.ones(8, 512, dtype=torch.int8), torch.ones(512, 512, dtype=torch.int8)
+    xq, wq = torch.ones(8, 512, dtype=torch.int8), torch.ones(512, 512, dtype=torch.int8).t()  # as forward
     with torch.inference_mode():
         int_mm, fp32 = _best_ms(lambda: torch._int_mm(xq, wq)), _best_ms(lambda: x @ w)
     return "fbgemm" if int_mm > 4 * fp32 and _fbgemm_works() else "int_mm"
@@ -113,7 +129,8 @@ class Int8Linear(nn.Module):
         x2 = x.reshape(-1, shape[-1])  # (M, K) float32
         if kernel() == "fbgemm":
             peak = x2.abs().amax(dim=1, keepdim=True).clamp_min_(1e-12)  # (M, 1): each row to [-1, 1]
-            y = torch.ops.quantized.linear_dynamic(x2 / peak, self._fbgemm(), False).mul_(peak)  # (M, N)
+            y2 = torch.ops.quantized.linear_dynamic(x2 / peak, self._fbgemm(), False)  # (M, 2N): hi, lo parts
+            y = y2[:, :self.out_features].add_(y2[:, self.out_features:]).mul_(peak)  # (M, N)
         else:
             s = x2.abs().amax(dim=1, keepdim=True).div_(127.0).clamp_min_(1e-12)  # (M, 1): one scale per row
             acc = torch._int_mm(x2.div(s).round_().to(torch.int8), self.weight.t())  # (M, N) int32
@@ -123,10 +140,12 @@ class Int8Linear(nn.Module):
         return y.reshape(*shape[:-1], self.out_features)
 
     def _fbgemm(self) -> object:
-        """fbgemm's pack of the current weight, made on first use (the vocabulary's takes ~0.5 s)."""
+        """fbgemm's pack of the current weight, made on first use (the vocabulary's takes ~0.5 s) and
+        again when ``weight`` or ``scale`` is replaced (loading assigns them); an in-place change of
+        either is not seen (version counters do not exist on inference tensors)."""
         p = self._packed
         if p is None or p[0] is not self.weight or p[1] is not self.scale:
-            p = self._packed = (self.weight, self.scale, _pack(self.weight, self.scale))
+            p = self._packed = (self.weight, self.scale, _pack(*split_rows(self.weight, self.scale)))
         return p[2]
 
     def extra_repr(self) -> str:

@@ -444,8 +444,9 @@ def _decode_missed_speech_again(model: Whisper, tokenizer: Tokenizer, current: l
 
 
 def _cut_before(tokenizer: Tokenizer, segments: list[Segment], gap: float) -> list[Segment]:
-    """The segments' words that end before ``gap`` (file time, s), each segment's text and tokens cut
-    to its kept words; segments left without words dropped. A word that reaches past the gap (one
+    """The segments' words that start before ``gap`` (file time, s) and end by ``gap + WORD_PAD``, each
+    segment's text and tokens cut to its kept words (text tokens only: the prompt is reset after a
+    cut); segments left without words dropped. A word that reaches past the gap (one
     word stretched over seconds of speech when the text came out of order) is decoded again with
     the missed speech rather than kept beside it: kept, it would be written twice."""
     kept = []

@@ -80,12 +80,14 @@ class ThreadChoice:
     a job on the same cores it takes 0.6-1.05 s on two and 0.5-0.6 s on one (a two-thread op waits for
     its slower half). The best time seen is kept per thread count and window length (``bucket``
     seconds: longer windows hold more words to decode); ``runs`` decodes in a row on several threads
-    slower than ``slow`` x the best for their length mean the cores are busy (one is a hiccup): the
-    next ``probe`` decodes run on one thread, then several are tried again."""
+    slower than ``slow`` x the best for their length, or than one thread's best for it, mean the
+    cores are busy (one is a hiccup): the next ``probe`` decodes run on one thread, then several are
+    tried again. The first decode runs on one thread, so that a session started beside a job has a
+    one-thread time to compare with (its several-thread best would be a busy one)."""
 
     def __init__(self, most: int, slow: float = 1.6, probe: int = 10, bucket: float = 2.0, runs: int = 2) -> None:
         self.most, self.slow, self.probe, self.bucket, self.runs = max(1, most), slow, probe, bucket, runs
-        self.n, self._left, self._slow = self.most, 0, 0
+        self.n, self._left, self._slow = (1, 1, 0) if self.most > 1 else (1, 0, 0)
         self.best: dict[tuple[int, int], float] = {}  # (threads, window length bucket) -> seconds
         self.counts: dict[int, int] = {}  # decodes per thread count
 
@@ -95,7 +97,8 @@ class ThreadChoice:
         self.counts[n] = self.counts.get(n, 0) + 1
         best = self.best[key] = min(self.best.get(key, seconds), seconds)
         if n > 1:
-            self._slow = self._slow + 1 if seconds > self.slow * best else 0
+            one = self.best.get((1, key[1]), float("inf"))
+            self._slow = self._slow + 1 if seconds > min(self.slow * best, one) else 0
             if self._slow >= self.runs:
                 self.n, self._left, self._slow = 1, self.probe, 0
         elif self.most > 1:
