@@ -22,11 +22,13 @@ dynamic quantisation; long-form decodes again the speech that no word covers
 |---|---|---|---|---|---|---|---|
 | fp32 | greedy | 0 | 7.4% | 65.5 | 0 | 5.8% | 33.5 |
 | all (int_mm) | greedy | 0 | 5.4% | 30.6 | 0 | 2.6% | 13.6 |
-| all (fbgemm) | greedy | 0 | 4.6% | 29.4 | 0 | 3.9% | 12.6 |
+| all (fbgemm, hi/lo weights) | greedy | 1 | 5.4% | - | 0 | 2.6% | - |
 | fp32 | beam 5 | 0 | 3.9% | 86.7 | 0 | 5.5% | 41.8 |
 | all (int_mm) | beam 5 | 0 | 4.1% | 38.5 | 0 | 4.5% | 23.4 |
 
-"all" keeps the rule pooled on both sets at both decodings: Whisper runs int8 on the CPU by default
+(fbgemm forced with ``SONOSCOPE_INT8_KERNEL`` on this VNNI machine, times not comparable: it ran beside
+the test suite. Its one fallback: choose-all at 90.5 s, temperature 1.0, 7.1% on that file.)
+"all" on ``_int_mm`` keeps the rule pooled on both sets at both decodings: Whisper runs int8 on the CPU by default
 (``--fp32`` for float32). Per file it does not always: greedy choose-short-four 13.8% against
 11.2% (both kernels) and choose-all 5.3% / 4.9% against 3.1%; beam 5 check-commands-alsa-cards
 9.0% against 4.0% ("clubs" heard as "close" twice more, "rear right" as "we're right", one "five"
