@@ -437,8 +437,10 @@ def test_transcribe_speakers_cli_srt(tmp_path):
     path = tmp_path / "talk.wav"
     sf.write(path, audio, 16000)
     env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1")
+    # one thread: the two runs below must write the same lines, and with two the decoder's steps pick
+    # their thread count by timing (StepThreads), whose float sums can flip a near-tie under load
     r = subprocess.run([sys.executable, str(ROOT / "main.py"), "transcribe", str(path), "--model", "tiny.en",
-                        "--format", "srt", "txt", "json", "--out", str(tmp_path), "--speakers"],
+                        "--format", "srt", "txt", "json", "--out", str(tmp_path), "--speakers", "--threads", "1"],
                        capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     cues = _srt_cues((tmp_path / "talk.srt").read_text())
@@ -468,7 +470,8 @@ def test_transcribe_speakers_cli_srt(tmp_path):
 
     # the number of speakers given (two, for three voices: two labels), and names
     r = subprocess.run([sys.executable, str(ROOT / "main.py"), "transcribe", str(path), "--model", "tiny.en",
-                        "--out", str(tmp_path), "--speakers", "2", "--speaker-names", "Marianne,S2=Elinor"],
+                        "--out", str(tmp_path), "--speakers", "2", "--speaker-names", "Marianne,S2=Elinor",
+                        "--threads", "1"],
                        capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     named = _srt_cues((tmp_path / "talk (2).srt").read_text())
