@@ -38,6 +38,7 @@ after the word's end, median / p95):
 | the same, first decode a step into the speech, token cap | 2.04 / 3.36 | 0.66 / 1.60 | 4.3% | 5.8% | 0.30 s |
 | the same, agree_gap 0.6 (defaults; up to 2 threads) | 1.59 / 3.14 | 0.76 / 1.48 | 4.3% | 5.8% | 0.28 s |
 | the defaults, seed 2 | 1.67 / 3.46 | 0.85 / 1.66 | 4.3% | 1.4% | 0.31 s |
+| the defaults, first decode on one thread (ThreadChoice), seed 1 | 1.46 / 3.02 | 0.66 / 1.29 | 4.3% | 5.8% | 0.24 s |
 | Whisper, 2 threads, min_silence 0.4, min_window 2 | 1.99 / 2.95 | 0.73 / 1.58 | 2.9% | 5.8% | 0.38 s |
 | Whisper, the same, step 0.5 | 1.75 / 2.61 | 0.70 / 1.78 | 8.0% | 5.8% | 0.41 s |
 | whisperlivekit LA / faster-whisper int8, 2 threads | 2.44 / 25.16 | 1.10 / 20.76 | 32.6% | 5.8% | 1.23 s |
