@@ -14,12 +14,21 @@ from engine.models.int8 import Int8Linear, quantize, quantize_rows
 TOLERANCE = 0.01  # relative error, both kernels
 
 
+def _use(name: str, monkeypatch) -> str:
+    if name == "fbgemm" and not int8._fbgemm_works():
+        pytest.skip("no fbgemm on this CPU")
+    monkeypatch.setattr(int8, "kernel", lambda: name)
+    return name
+
+
 @pytest.fixture(params=int8.KERNELS)
 def kernel(request, monkeypatch):
-    if request.param == "fbgemm" and not int8._fbgemm_works():
-        pytest.skip("no fbgemm on this CPU")
-    monkeypatch.setattr(int8, "kernel", lambda: request.param)
-    return request.param
+    return _use(request.param, monkeypatch)
+
+
+@pytest.fixture
+def fbgemm(monkeypatch):
+    return _use("fbgemm", monkeypatch)
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -78,12 +87,9 @@ def test_quantize_replaces_every_linear_and_keeps_the_rest(kernel):
     assert sorted(shells.state_dict()) == ["0.bias", "0.scale", "0.weight"]
 
 
-def test_the_fbgemm_pack_follows_the_weight(monkeypatch):
+def test_the_fbgemm_pack_follows_the_weight(fbgemm):
     """The packed weight is made once and made again when the buffers are replaced (a prepared file
     assigns them after the shells are built)."""
-    if not int8._fbgemm_works():
-        pytest.skip("no fbgemm on this CPU")
-    monkeypatch.setattr(int8, "kernel", lambda: "fbgemm")
     torch.manual_seed(3)
     a, b, x = nn.Linear(32, 16), nn.Linear(32, 16), torch.randn(2, 32)
     q = Int8Linear.from_float(a)
@@ -118,10 +124,8 @@ def test_fbgemm_weights_are_split_so_that_no_int16_pair_sum_overflows(monkeypatc
     hi, lo = rows[:3].int(), rows[3:].int()
     assert torch.equal(2 * hi + lo, w.int()) and torch.equal(scales, torch.tensor([1.0, 2.0, 4.0, 0.5, 1.0, 2.0]))
     assert 255 * hi.abs().max() * 2 <= 32767 and set(lo.unique().tolist()) <= {-1, 0, 1}
-    if not int8._fbgemm_works():
-        pytest.skip("no fbgemm on this CPU")
     # the worst case for saturation: weights at full scale, inputs at the top of their range
-    monkeypatch.setattr(int8, "kernel", lambda: "fbgemm")
+    _use("fbgemm", monkeypatch)
     lin = nn.Linear(64, 4, bias=False)
     with torch.no_grad():
         lin.weight.copy_(torch.where(torch.arange(64) % 3 == 0, -1.0, 1.0).repeat(4, 1))
